@@ -1,0 +1,154 @@
+"""The ``avalanche-ext`` command: benchmarks, list, run, taxonomy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from typing import Optional, Sequence
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+def _parse_sets(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_benchmarks(args: argparse.Namespace) -> int:
+    from .benchmarks import BENCHMARKS
+
+    print(f"{'name':18} {'scenarios':20} {'exps':>4}  {'data':10} description")
+    for spec in BENCHMARKS.values():
+        ok, why = spec.availability(args.data_root)
+        print(f"{spec.name:18} {','.join(spec.scenarios):20} {spec.default_experiences:>4}  "
+              f"{'available' if ok else 'missing':10} {spec.description}")
+        if not ok and args.verbose:
+            print(f"{'':18} -> {why}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .registry import all_recipes
+
+    recipes = all_recipes(args.family)
+    if args.json:
+        print(json.dumps([{"name": r.name, "family": r.family, "paper": r.paper, "scenarios": list(r.scenarios),
+                           "summary": r.summary} for r in recipes]))
+        return 0
+    print(f"{'recipe':20} {'family':15} {'scenarios':20} summary / paper")
+    for r in recipes:
+        print(f"{r.name:20} {r.family:15} {','.join(r.scenarios):20} {r.summary}")
+        print(f"{'':57} {r.paper}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import RunConfig, run, validate
+
+    cfg = RunConfig(
+        recipe=args.recipe, benchmark=args.benchmark, scenario=args.scenario, seed=args.seed,
+        n_experiences=args.n_experiences, epochs=args.epochs, overrides=_parse_sets(args.set),
+        data_root=args.data_root, tracking_uri=args.tracking_uri, experiment=args.experiment,
+        validation=args.validation, progress=not args.quiet, threads=args.threads,
+    )
+    validate(cfg)
+    result = run(cfg)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['recipe']} on {result['benchmark']} ({result['scenario']}-IL, seed {result['seed']}): "
+              f"acc {result['acc']:.4f}  forgetting {result['forgetting']:.4f}  bwt {result['bwt']:.4f}  "
+              f"train {result['train_s']:.1f}s  peak RSS {result['peak_rss_mb']:.0f} MB  "
+              f"mlflow run {result['mlflow_run_id']}")
+    return 0
+
+
+def cmd_taxonomy(args: argparse.Namespace) -> int:
+    from .taxonomy import TaxonomyConfig, run_taxonomy
+
+    cfg = TaxonomyConfig(
+        benchmark=args.benchmark, seeds=args.seeds, family=args.family,
+        recipes=[r for r in (args.recipes or "").split(",") if r] or None,
+        scenarios=[s for s in (args.scenarios or "").split(",") if s] or None,
+        n_experiences=args.n_experiences, epochs=args.epochs, data_root=args.data_root,
+        tracking_uri=args.tracking_uri, experiment=args.experiment, out=args.out,
+        executor=args.executor, workers=args.workers, validation=args.validation, progress=args.progress,
+    )
+    table = run_taxonomy(cfg)
+    return 0 if table.all_ok else EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="avalanche-ext", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--benchmark", default="split_digits", help="benchmark name (see `avalanche-ext benchmarks`)")
+        sp.add_argument("--n-experiences", type=int, default=None)
+        sp.add_argument("--epochs", type=int, default=None, help="override every recipe's epochs")
+        sp.add_argument("--data-root", default=None, help="folder with raw data files (MNIST/raw, cifar-10-batches-py, ...)")
+        sp.add_argument("--tracking-uri", default=None, help="MLflow URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+        sp.add_argument("--experiment", default="avalanche-ext", help="MLflow experiment name")
+        sp.add_argument("--validation", action="store_true", help="evaluate on a split carved from training data")
+
+    sp = sub.add_parser("benchmarks", help="list benchmarks and whether their data is here")
+    sp.add_argument("--data-root", default=None)
+    sp.add_argument("-v", "--verbose", action="store_true", help="say why data is missing")
+    sp.set_defaults(func=cmd_benchmarks)
+
+    sp = sub.add_parser("list", help="list recipes")
+    sp.add_argument("--family", default=None)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_list)
+
+    sp = sub.add_parser("run", help="run one recipe")
+    sp.add_argument("recipe")
+    common(sp)
+    sp.add_argument("--scenario", default=None, choices=["class", "task", "domain"])
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyper-parameter")
+    sp.add_argument("--threads", type=int, default=None, help="torch threads")
+    sp.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("taxonomy", help="run every recipe in every supported scenario and write a report")
+    common(sp)
+    sp.add_argument("--seeds", type=int, default=1, help="seeds 0..K-1")
+    sp.add_argument("--family", default=None)
+    sp.add_argument("--recipes", default=None, help="comma-separated subset")
+    sp.add_argument("--scenarios", default=None, help="comma-separated subset of class,task,domain")
+    sp.add_argument("--out", default=None, help="report folder (default reports/<benchmark>)")
+    sp.add_argument("--executor", default="process", choices=["serial", "process", "ray"])
+    sp.add_argument("--workers", type=int, default=None)
+    sp.add_argument("--progress", action="store_true", help="print per-epoch progress of every run")
+    sp.set_defaults(func=cmd_taxonomy)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    warnings.filterwarnings("ignore")
+    args = build_parser().parse_args(argv)
+    from .benchmarks import DataNotFoundError, UnknownNameError
+    from .hparams import HParamError
+    from .logging import TrackingUnavailableError
+    from .recipe import UnsupportedScenarioError
+
+    try:
+        return args.func(args)
+    except (UnknownNameError, UnsupportedScenarioError, HParamError, DataNotFoundError,
+            TrackingUnavailableError, ValueError) as e:
+        print(f"avalanche-ext: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

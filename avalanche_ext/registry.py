@@ -1,0 +1,84 @@
+"""The recipe registry: every module under ``recipes/`` registers itself with :func:`register`."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any, Callable, Optional, Sequence
+
+from .benchmarks.catalogue import suggest
+from .recipe import Recipe
+
+_RECIPES: dict[str, Recipe] = {}
+_DISCOVERED = False
+
+
+def register(
+    *,
+    name: str,
+    family: str,
+    paper: str,
+    scenarios: Sequence[str],
+    hparams: Optional[dict[str, Any]] = None,
+    per_benchmark: Optional[dict[str, dict[str, Any]]] = None,
+    summary: str = "",
+    trains_once: bool = False,
+) -> Callable[[Callable], Callable]:
+    """Decorate a recipe's ``build(ctx)`` function to add it to the registry.
+
+    Example:
+        >>> @register(name="my_naive", family="baseline", paper="-", scenarios=("class",))
+        ... def build(ctx):
+        ...     from avalanche.training import Naive
+        ...     model = ctx.model()
+        ...     return Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args())
+    """
+
+    def wrap(build: Callable) -> Callable:
+        recipe = Recipe(
+            name=name,
+            family=family,
+            paper=paper,
+            scenarios=tuple(scenarios),
+            build=build,
+            hparams=dict(hparams or {}),
+            per_benchmark={k: dict(v) for k, v in (per_benchmark or {}).items()},
+            summary=summary or (build.__doc__ or "").strip().splitlines()[0] if (summary or build.__doc__) else "",
+            trains_once=trains_once,
+        )
+        existing = _RECIPES.get(name)
+        if existing is not None and existing.build.__module__ != build.__module__:
+            raise ValueError(f"recipe {name!r} is registered twice ({existing.build.__module__}, {build.__module__})")
+        _RECIPES[name] = recipe
+        return build
+
+    return wrap
+
+
+def discover() -> None:
+    """Import every module of the ``recipes`` package once."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    import recipes
+
+    for info in pkgutil.walk_packages(recipes.__path__, prefix="recipes."):
+        importlib.import_module(info.name)
+    _DISCOVERED = True
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; a "did you mean" error otherwise."""
+    discover()
+    if name not in _RECIPES:
+        raise suggest("recipe", name, _RECIPES)
+    return _RECIPES[name]
+
+
+def all_recipes(family: Optional[str] = None) -> list[Recipe]:
+    """Every registered recipe (of one ``family``), in taxonomy order then by name."""
+    from .recipe import FAMILIES
+
+    discover()
+    recipes = [r for r in _RECIPES.values() if family in (None, r.family)]
+    return sorted(recipes, key=lambda r: (FAMILIES.index(r.family), r.name))

@@ -1,0 +1,20 @@
+"""Elastic Weight Consolidation with one Fisher penalty per past experience."""
+
+from avalanche.training import EWC
+
+from avalanche_ext.registry import register
+
+
+@register(
+    name="ewc",
+    family="regularization",
+    paper="Kirkpatrick et al., Overcoming catastrophic forgetting in neural networks, PNAS 2017, arXiv:1612.00796",
+    scenarios=("class", "task", "domain"),
+    hparams={"ewc_lambda": 100.0},
+    per_benchmark={"split_mnist5k": {"ewc_lambda": 1000.0}, "permuted_mnist5k": {"ewc_lambda": 1000.0}},
+    summary="quadratic penalty weighted by the Fisher information of each past experience",
+)
+def build(ctx):
+    model = ctx.model()
+    return EWC(model=model, optimizer=ctx.optimizer(model), ewc_lambda=ctx.hp.ewc_lambda, mode="separate",
+               **ctx.strategy_args())
