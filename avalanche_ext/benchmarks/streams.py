@@ -84,6 +84,11 @@ def split_stream(source: Source, name: str, scenario: str, n_experiences: int, s
     task_labels = list(range(n_experiences)) if scenario == "task" else [0] * n_experiences
     n_outputs = n_classes if scenario == "class" else max(len(g) for g in groups)
     bm = _tensors_benchmark(train, test, task_labels)
+    if scenario == "class":
+        # The attributes of Avalanche's NCScenario that class-incremental strategies (iCaRL) read.
+        bm.n_classes_per_exp = [len(g) for g in groups]
+        bm.classes_order = [c for g in groups for c in g]
+        bm.n_classes = n_classes
     return Stream(name, scenario, seed, bm, source.input_shape, n_outputs, n_experiences, groups)
 
 

@@ -69,7 +69,7 @@ def describe_strategy(strategy: Any) -> dict[str, Any]:
         if name in ("EvaluationPlugin", "MLflowLogger", "ProgressLogger", "FiniteLossGuard", "Clock"):
             continue
         names.append(name)
-        for k, v in vars(plugin).items():
+        for k, v in getattr(plugin, "__dict__", {}).items():
             if not k.startswith("_") and isinstance(v, (int, float, str, bool)) and v is not None:
                 params[f"plugin.{name}.{k}"] = v
     params["plugins"] = ",".join(names) or "none"

@@ -1,0 +1,20 @@
+"""Averaged GEM: one projection against the average memory gradient."""
+
+from avalanche.training import AGEM
+
+from avalanche_ext.registry import register
+
+
+@register(
+    name="agem",
+    family="hybrid",
+    paper="Chaudhry, Ranzato, Rohrbach, Elhoseiny, Efficient Lifelong Learning with A-GEM, ICLR 2019, arXiv:1812.00420",
+    scenarios=("class", "task", "domain"),
+    hparams={"patterns_per_exp": 100, "sample_size": 64},
+    per_benchmark={"split_mnist5k": {"patterns_per_exp": 256}, "permuted_mnist5k": {"patterns_per_exp": 256}},
+    summary="project the gradient when it conflicts with the average memory gradient",
+)
+def build(ctx):
+    model = ctx.model()
+    return AGEM(model=model, optimizer=ctx.optimizer(model), patterns_per_exp=ctx.hp.patterns_per_exp,
+                sample_size=ctx.hp.sample_size, **ctx.strategy_args())

@@ -1,0 +1,23 @@
+"""iCaRL: herding exemplars, distillation, nearest-mean-of-exemplars classification."""
+
+from torch import nn
+from avalanche.training import ICaRL
+
+from avalanche_ext.registry import register
+
+
+@register(
+    name="icarl",
+    family="hybrid",
+    paper="Rebuffi, Kolesnikov, Sperl, Lampert, iCaRL: Incremental Classifier and Representation Learning, CVPR 2017, arXiv:1611.07725",
+    scenarios=("class",),
+    hparams={"mem_size": 200},
+    per_benchmark={"split_mnist5k": {"mem_size": 1000}, "split_fmnist": {"mem_size": 1000}},
+    summary="herding memory + distillation; classify by nearest mean of exemplars",
+)
+def build(ctx):
+    net = ctx.model(multihead=False)
+    model_parts = nn.ModuleList([net.features, net.classifier])
+    return ICaRL(feature_extractor=net.features, classifier=net.classifier, optimizer=ctx.optimizer(model_parts),
+                 memory_size=ctx.hp.mem_size, buffer_transform=None, fixed_memory=True,
+                 **{k: v for k, v in ctx.strategy_args().items() if k != "criterion"})
