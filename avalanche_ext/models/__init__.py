@@ -1,5 +1,8 @@
 """Model pieces: default networks and the building blocks the methods need."""
 
 from .mlp import Classifier, MultiHeadNet, build_network, cnn_features, count_parameters, mlp_features
+from .ensemble import Ensemble
+from .piggyback import PiggybackConv2d, PiggybackLinear, PiggybackNet
 
 __all__ = ["Classifier", "MultiHeadNet", "build_network", "cnn_features", "count_parameters", "mlp_features"]
+__all__ += ["Ensemble", "PiggybackConv2d", "PiggybackLinear", "PiggybackNet"]

@@ -1,5 +1,8 @@
 """One ``SupervisedPlugin`` per method."""
 
 from .guards import FiniteLossGuard, NonFiniteLossError
+from .ensemble import EnsemblePlugin
+from .piggyback import PiggybackPlugin
 
 __all__ = ["FiniteLossGuard", "NonFiniteLossError"]
+__all__ += ["EnsemblePlugin", "PiggybackPlugin"]

@@ -1,0 +1,36 @@
+"""Ensemble: one independent network per experience, picked by task label or combined."""
+
+import torch
+from avalanche.training import Naive
+
+from avalanche_ext.models import count_parameters
+from avalanche_ext.models.ensemble import Ensemble
+from avalanche_ext.plugins.ensemble import EnsemblePlugin
+from avalanche_ext.registry import register
+
+
+@register(
+    name="ensemble",
+    family="baseline",
+    paper="The Ensemble baseline of CL surveys, e.g. De Lange et al., A Continual Learning Survey: Defying "
+          "Forgetting in Classification Tasks, TPAMI 2021, arXiv:1909.08383",
+    scenarios=("class", "task", "domain"),
+    hparams={"combine": "mean_softmax"},
+    summary="one network per experience; task-IL picks it by task label, class-IL combines the members' softmax",
+)
+def build(ctx):
+    mode = "task" if ctx.stream.multihead else "class"
+
+    def member():
+        return ctx.model(multihead=False)
+
+    model = Ensemble(member, ctx.stream.n_outputs, mode=mode, combine=ctx.hp.combine)
+    # The ensemble has no parameters yet: each experience's member is put in the optimizer by the plugin.
+    optimizer = ctx.optimizer([{"params": []}])
+    strategy = Naive(model=model, optimizer=optimizer, **ctx.strategy_args(plugins=[EnsemblePlugin()]))
+    with torch.random.fork_rng():  # counting must not shift the members' initialisation
+        per_member = count_parameters(member())
+    strategy.mlflow_params = lambda: {"ensemble.mode": mode, "ensemble.combine": ctx.hp.combine,
+                                      "ensemble.params_per_member": per_member,
+                                      "ensemble.bytes_per_member": per_member * 4}
+    return strategy
