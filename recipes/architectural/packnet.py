@@ -22,4 +22,6 @@ def build(ctx):
     # label and calls the wrapped network without it: a single head is per task after masking.
     model = PackNetModel(ctx.model(multihead=False))
     return PackNet(model=model, optimizer=ctx.optimizer(model), post_prune_epochs=hp.post_prune_epochs,
-                   prune_proportion=hp.prune_proportion, **ctx.strategy_args())
+                   prune_proportion=hp.prune_proportion,
+                   # `epochs` of training, then `post_prune_epochs` of fine-tuning after pruning.
+                   **ctx.strategy_args(train_epochs=hp.epochs + hp.post_prune_epochs))

@@ -1,0 +1,150 @@
+"""The taxonomy report: per-run rows, per-(recipe, scenario) aggregates, files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .plots import accuracy_heatmap, comparison_chart
+
+COLUMNS = ["recipe", "family", "scenario", "seed", "status", "acc", "forgetting", "bwt", "train_s",
+           "peak_rss_mb", "mlflow_run_id", "error"]
+
+
+def _fmt(mean: float, std: float, pct: bool = True) -> str:
+    if np.isnan(mean):
+        return "-"
+    scale = 100.0 if pct else 1.0
+    return f"{mean * scale:.1f} ± {std * scale:.1f}"
+
+
+@dataclass
+class ResultTable:
+    """Every run of a taxonomy, and the report made from them."""
+
+    benchmark: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    matrices: dict[tuple[str, str], list] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, job: Any, result: dict[str, Any]) -> None:
+        from ..registry import get_recipe
+
+        row = {k: result.get(k) for k in COLUMNS}
+        row.update(recipe=job.recipe, scenario=job.scenario, seed=job.seed, family=get_recipe(job.recipe).family)
+        self.rows.append(row)
+        if result.get("status") == "ok":
+            self.matrices.setdefault((job.recipe, job.scenario), []).append(result["acc_matrix"])
+
+    @property
+    def n_failed(self) -> int:
+        return sum(r["status"] != "ok" for r in self.rows)
+
+    @property
+    def all_ok(self) -> bool:
+        return self.n_failed == 0
+
+    def aggregate(self) -> list[dict[str, Any]]:
+        """Mean and std over seeds per (recipe, scenario), with the time ratio to ``naive``."""
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in self.rows:
+            groups.setdefault((r["recipe"], r["scenario"]), []).append(r)
+        naive_time = {}
+        for (recipe, scenario), rows in groups.items():
+            ok = [r for r in rows if r["status"] == "ok"]
+            if recipe == "naive" and ok:
+                naive_time[scenario] = float(np.mean([r["train_s"] for r in ok]))
+        out = []
+        for (recipe, scenario), rows in groups.items():
+            ok = [r for r in rows if r["status"] == "ok"]
+
+            def stat(key: str) -> tuple[float, float]:
+                vals = [float(r[key]) for r in ok]
+                return (float(np.mean(vals)), float(np.std(vals))) if vals else (float("nan"), float("nan"))
+
+            acc, forg, bwt, train, rss = (stat(k) for k in ("acc", "forgetting", "bwt", "train_s", "peak_rss_mb"))
+            base = naive_time.get(scenario)
+            out.append({
+                "recipe": recipe, "family": rows[0]["family"], "scenario": scenario, "n_ok": len(ok),
+                "n_failed": len(rows) - len(ok), "acc_mean": acc[0], "acc_std": acc[1],
+                "forgetting_mean": forg[0], "forgetting_std": forg[1], "bwt_mean": bwt[0], "bwt_std": bwt[1],
+                "train_s_mean": train[0], "time_vs_naive": train[0] / base if base else float("nan"),
+                "peak_rss_mb_mean": rss[0],
+            })
+        from ..recipe import FAMILIES
+
+        scen_order = {"class": 0, "task": 1, "domain": 2}
+        return sorted(out, key=lambda a: (scen_order.get(a["scenario"], 9), FAMILIES.index(a["family"]), a["recipe"]))
+
+    def markdown(self, command: Optional[str] = None) -> str:
+        """The results table as Markdown, one section per scenario."""
+        lines = [f"# Results on `{self.benchmark}`", ""]
+        if command:
+            lines += ["Reproduce with:", "", "```bash", command, "```", ""]
+        aggs = self.aggregate()
+        for scenario in ("class", "task", "domain"):
+            rows = [a for a in aggs if a["scenario"] == scenario]
+            if not rows:
+                continue
+            n_seeds = max(a["n_ok"] + a["n_failed"] for a in rows)
+            lines += [f"## {scenario}-incremental ({n_seeds} seed{'s' if n_seeds > 1 else ''}; mean ± std)", "",
+                      "| recipe | family | accuracy (%) | forgetting (%) | BWT (%) | train time (s) | time / naive | peak RSS (MB) | failed |",
+                      "|---|---|---|---|---|---|---|---|---|"]
+            for a in rows:
+                ratio = "-" if np.isnan(a["time_vs_naive"]) else f"{a['time_vs_naive']:.2f}"
+                train = "-" if np.isnan(a["train_s_mean"]) else f"{a['train_s_mean']:.1f}"
+                rss = "-" if np.isnan(a["peak_rss_mb_mean"]) else f"{a['peak_rss_mb_mean']:.0f}"
+                lines.append(
+                    f"| {a['recipe']} | {a['family']} | {_fmt(a['acc_mean'], a['acc_std'])} | "
+                    f"{_fmt(a['forgetting_mean'], a['forgetting_std'])} | {_fmt(a['bwt_mean'], a['bwt_std'])} | "
+                    f"{train} | {ratio} | {rss} | {a['n_failed']} |"
+                )
+            lines.append("")
+        if self.skipped:
+            lines += ["## Skipped", "", "| recipe | scenario | reason |", "|---|---|---|"]
+            lines += [f"| {s['recipe']} | {s['scenario']} | {s['reason']} |" for s in self.skipped]
+            lines.append("")
+        failed = [r for r in self.rows if r["status"] != "ok"]
+        if failed:
+            lines += ["## Failed runs", "", "| recipe | scenario | seed | error |", "|---|---|---|---|"]
+            lines += [f"| {r['recipe']} | {r['scenario']} | {r['seed']} | {str(r['error'])[:200]} |" for r in failed]
+            lines.append("")
+        return "\n".join(lines)
+
+    def write(self, out: Path, command: Optional[str] = None) -> list[Path]:
+        """Write ``results.csv``, ``results.md``, ``summary.json``, charts and heatmaps into ``out``."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        files = []
+        with open(out / "results.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        files.append(out / "results.csv")
+        aggs = self.aggregate()
+        (out / "summary.json").write_text(json.dumps({"benchmark": self.benchmark, "command": command,
+                                                      "aggregate": aggs, "skipped": self.skipped}, indent=1))
+        files.append(out / "summary.json")
+        md = self.markdown(command)
+        for scenario in ("class", "task", "domain"):
+            rows = [a for a in aggs if a["scenario"] == scenario and a["n_ok"]]
+            if not rows:
+                continue
+            chart = comparison_chart([a["recipe"] for a in rows], [a["acc_mean"] for a in rows],
+                                     [a["acc_std"] for a in rows], [a["family"] for a in rows],
+                                     out / f"chart_{scenario}.png",
+                                     title=f"{self.benchmark}, {scenario}-incremental: average accuracy")
+            files.append(chart)
+            md += f"\n![{scenario}-incremental accuracy](chart_{scenario}.png)\n"
+        for (recipe, scenario), mats in sorted(self.matrices.items()):
+            mean = np.mean(np.asarray(mats, dtype=float), axis=0)
+            files.append(accuracy_heatmap(mean, out / "heatmaps" / f"{scenario}_{recipe}.png",
+                                          title=f"{recipe}, {scenario}-IL (mean of {len(mats)} seed(s))"))
+        (out / "results.md").write_text(md)
+        files.append(out / "results.md")
+        return files

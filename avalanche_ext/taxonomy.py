@@ -1,0 +1,138 @@
+"""Run every recipe in every scenario it supports on one benchmark, and write the report."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .benchmarks import get_spec
+from .executors import default_workers, run_pool, run_serial
+from .logging import check_tracking, resolve_tracking_uri
+from .registry import all_recipes, get_recipe
+from .report.tables import ResultTable
+from .runner import RunConfig
+
+
+@dataclass
+class TaxonomyConfig:
+    """Settings of ``avalanche-ext taxonomy``."""
+
+    benchmark: str = "split_digits"
+    seeds: int = 1
+    family: Optional[str] = None
+    recipes: Optional[list[str]] = None
+    scenarios: Optional[list[str]] = None
+    n_experiences: Optional[int] = None
+    epochs: Optional[int] = None
+    data_root: Optional[str] = None
+    tracking_uri: Optional[str] = None
+    experiment: str = "avalanche-ext"
+    out: Optional[str] = None
+    executor: str = "process"
+    workers: Optional[int] = None
+    validation: bool = False
+    progress: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def plan(cfg: TaxonomyConfig) -> tuple[list[RunConfig], list[dict[str, str]]]:
+    """The runs to make, and the (recipe, scenario) pairs skipped with the reason."""
+    spec = get_spec(cfg.benchmark)
+    if cfg.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {cfg.seeds}")
+    recipes = [get_recipe(r) for r in cfg.recipes] if cfg.recipes else all_recipes(cfg.family)
+    if not recipes:
+        raise ValueError(f"no recipe in family {cfg.family!r}")
+    scenarios = cfg.scenarios or list(spec.scenarios)
+    for s in scenarios:
+        if s not in ("class", "task", "domain"):
+            raise ValueError(f"unknown scenario {s!r}: use class, task or domain")
+    jobs, skipped = [], []
+    for recipe in recipes:
+        for scenario in scenarios:
+            if scenario not in spec.scenarios:
+                skipped.append({"recipe": recipe.name, "scenario": scenario,
+                                "reason": f"{cfg.benchmark} has no {scenario} scenario"})
+                continue
+            if scenario not in recipe.scenarios:
+                skipped.append({"recipe": recipe.name, "scenario": scenario,
+                                "reason": f"{recipe.name} supports {'/'.join(recipe.scenarios)} only"})
+                continue
+            recipe.resolve(cfg.benchmark, cfg.overrides)  # bad settings fail before anything runs
+            for seed in range(cfg.seeds):
+                jobs.append(RunConfig(
+                    recipe=recipe.name, benchmark=cfg.benchmark, scenario=scenario, seed=seed,
+                    n_experiences=cfg.n_experiences, epochs=cfg.epochs, overrides=dict(cfg.overrides),
+                    data_root=cfg.data_root, tracking_uri=cfg.tracking_uri, experiment=cfg.experiment,
+                    validation=cfg.validation, progress=cfg.progress,
+                ))
+    return jobs, skipped
+
+
+def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
+    """Run the plan, track it under one MLflow parent run, write and log the report."""
+    from mlflow.tracking import MlflowClient
+
+    jobs, skipped = plan(cfg)
+    uri = resolve_tracking_uri(cfg.tracking_uri)
+    check_tracking(uri)
+    get_spec(cfg.benchmark).availability(cfg.data_root)  # warm the data cache / fail on missing data early
+    from .benchmarks import build_benchmark
+
+    build_benchmark(cfg.benchmark, n_experiences=cfg.n_experiences, data_root=cfg.data_root)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(cfg.experiment)
+    exp_id = exp.experiment_id if exp else client.create_experiment(cfg.experiment)
+    parent = client.create_run(exp_id, run_name=f"taxonomy/{cfg.benchmark}", tags={"kind": "taxonomy"})
+    parent_id = parent.info.run_id
+    for job in jobs:
+        job.parent_run_id = parent_id
+        job.tracking_uri = uri
+    client.log_param(parent_id, "benchmark", cfg.benchmark)
+    client.log_param(parent_id, "seeds", cfg.seeds)
+    client.log_param(parent_id, "n_runs", len(jobs))
+    client.log_param(parent_id, "command", " ".join(sys.argv[1:])[:5000] or "python api")
+
+    table = ResultTable(cfg.benchmark, skipped=skipped)
+    out = Path(cfg.out or Path("reports") / cfg.benchmark)
+    t0 = time.time()
+    workers = cfg.workers or default_workers()
+    print(f"taxonomy on {cfg.benchmark}: {len(jobs)} runs ({len(skipped)} recipe/scenario pairs skipped), "
+          f"executor {cfg.executor}" + (f" x{workers}" if cfg.executor != "serial" else ""), file=sys.stderr, flush=True)
+
+    def on_result(job: RunConfig, result: dict[str, Any]) -> None:
+        table.add(job, result)
+        n = len(table.rows)
+        if result["status"] == "ok":
+            text = f"acc {result['acc']:.3f} forgetting {result['forgetting']:.3f} ({result['train_s']:.1f}s)"
+        else:
+            text = f"FAILED {result['error'][:200]}"
+        print(f"[{n}/{len(jobs)} {time.time() - t0:6.0f}s] {job.recipe:20} {job.scenario:6} seed {job.seed}: {text}",
+              file=sys.stderr, flush=True)
+
+    try:
+        if cfg.executor == "serial":
+            run_serial(jobs, on_result)
+        elif cfg.executor == "process":
+            run_pool(jobs, on_result, workers=workers, threads=max(1, (__import__("os").cpu_count() or 1) // workers))
+        elif cfg.executor == "ray":
+            from .ray_executor import run_ray
+
+            run_ray(jobs, on_result)
+        else:
+            raise ValueError(f"unknown executor {cfg.executor!r}: use serial, process or ray")
+    except BaseException:
+        client.set_terminated(parent_id, "FAILED")
+        raise
+    files = table.write(out, command=" ".join(["avalanche-ext", *sys.argv[1:]]) if sys.argv[1:] else None)
+    for path in files:
+        client.log_artifact(parent_id, str(path), "report" if path.parent == out else f"report/{path.parent.name}")
+    client.set_tag(parent_id, "n_failed", str(table.n_failed))
+    client.set_terminated(parent_id, "FINISHED")
+    print(table.markdown(), flush=True)
+    print(f"report written to {out}/ (results.md, results.csv, charts, heatmaps); MLflow parent run {parent_id}",
+          file=sys.stderr)
+    return table

@@ -1,0 +1,22 @@
+import os
+import warnings
+
+import pytest
+import torch
+
+warnings.filterwarnings("ignore")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def tracking_uri(tmp_path):
+    """A fresh MLflow store per test."""
+    return f"sqlite:///{tmp_path}/mlflow.db"
+
+
+@pytest.fixture(autouse=True)
+def _no_mlflow_env(monkeypatch, tmp_path):
+    # Tests never write to the user's mlflow.db or ~/.cache.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("AVALANCHE_EXT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
