@@ -147,4 +147,25 @@ class ResultTable:
                                           title=f"{recipe}, {scenario}-IL (mean of {len(mats)} seed(s))"))
         (out / "results.md").write_text(md)
         files.append(out / "results.md")
+        files += self.write_recipe_snippets(out / "recipes", aggs, command)
+        return files
+
+    def write_recipe_snippets(self, folder: Path, aggs: list[dict[str, Any]], command: Optional[str]) -> list[Path]:
+        """One small Markdown table per recipe, included by the method pages of the docs."""
+        folder.mkdir(parents=True, exist_ok=True)
+        files = []
+        for recipe in sorted({a["recipe"] for a in aggs}):
+            rows = [a for a in aggs if a["recipe"] == recipe]
+            lines = [f"On `{self.benchmark}`" + (f", reproduced by `{command}`" if command else "") + ":", "",
+                     "| scenario | seeds | accuracy (%) | forgetting (%) | time / naive |", "|---|---|---|---|---|"]
+            for a in rows:
+                ratio = "-" if np.isnan(a["time_vs_naive"]) else f"{a['time_vs_naive']:.2f}"
+                lines.append(f"| {a['scenario']}-IL | {a['n_ok']} | {_fmt(a['acc_mean'], a['acc_std'])} | "
+                             f"{_fmt(a['forgetting_mean'], a['forgetting_std'])} | {ratio} |")
+            skipped = [s for s in self.skipped if s["recipe"] == recipe]
+            if skipped:
+                lines += ["", "Not run: " + "; ".join(f"{s['scenario']}-IL ({s['reason']})" for s in skipped) + "."]
+            path = folder / f"{recipe}.md"
+            path.write_text("\n".join(lines) + "\n")
+            files.append(path)
         return files

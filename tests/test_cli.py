@@ -1,0 +1,64 @@
+"""The command line: bad input fails before training with a clear message; results are JSON."""
+
+import json
+
+import pytest
+
+from avalanche_ext.cli import main
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "nave"], "Did you mean naive"),
+        (["run", "naive", "--benchmark", "split_digit"], "Did you mean split_digits"),
+        (["run", "multihead", "--scenario", "class"], "supports the task scenario(s), not 'class'"),
+        (["run", "naive", "--benchmark", "permuted_digits", "--scenario", "class"], "supports scenarios domain, task"),
+        (["run", "naive", "--set", "lrr=0.1"], "no hyper-parameter 'lrr'. Did you mean lr"),
+        (["run", "naive", "--set", "lr=fast"], "lr='fast': expected float"),
+        (["run", "naive", "--set", "epochs=1.5"], "expected int"),
+        (["run", "naive", "--set", "lr"], "--set expects key=value"),
+        (["run", "replay", "--set", "mem_size=0"], "mem_size must be > 0"),
+        (["run", "replay", "--set", "mem_size=-5"], "mem_size must be > 0"),
+        (["run", "naive", "--n-experiences", "0"], "--n-experiences must be >= 1"),
+        (["run", "naive", "--benchmark", "split_mnist", "--data-root", "/nonexistent"], "MNIST/raw"),
+        (["run", "naive", "--tracking-uri", "http://127.0.0.1:9"], "cannot reach the MLflow tracking server"),
+        (["taxonomy", "--seeds", "0"], "--seeds must be >= 1"),
+        (["taxonomy", "--family", "magic"], "no recipe in family"),
+    ],
+)
+def test_bad_input_exits_2_with_message(argv, message, capsys, tmp_path):
+    argv = argv + ([] if "--tracking-uri" in argv else ["--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert not (tmp_path / "m.db").exists(), "a refused run must not create a tracking store"
+
+
+def test_run_json_last_line(capsys, tracking_uri):
+    assert main(["run", "naive", "--n-experiences", "2", "--epochs", "1", "--json", "-q",
+                 "--tracking-uri", tracking_uri]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    result = json.loads(last)
+    assert {"recipe", "benchmark", "scenario", "seed", "acc", "forgetting", "bwt", "acc_matrix", "train_s",
+            "peak_rss_mb", "mlflow_run_id"} <= set(result)
+    assert result["recipe"] == "naive" and result["scenario"] == "class" and len(result["acc_matrix"]) == 2
+
+
+def test_run_prints_progress_without_json(capsys, tracking_uri):
+    assert main(["run", "naive", "--n-experiences", "2", "--epochs", "1", "--tracking-uri", tracking_uri]) == 0
+    captured = capsys.readouterr()
+    assert "exp 1/2 epoch 1/1" in captured.err and "acc" in captured.out
+
+
+def test_list_and_benchmarks(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for family in ("baseline", "replay", "regularization", "architectural", "hybrid"):
+        assert family in out
+    assert main(["list", "--json"]) == 0
+    recipes = json.loads(capsys.readouterr().out)
+    assert any(r["name"] == "ewc" and r["family"] == "regularization" for r in recipes)
+    assert main(["benchmarks"]) == 0
+    out = capsys.readouterr().out
+    assert "split_digits" in out and "available" in out and "missing" in out

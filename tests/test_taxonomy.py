@@ -1,0 +1,57 @@
+"""A taxonomy run writes the report and one nested MLflow run per recipe, scenario and seed."""
+
+import csv
+import json
+
+from mlflow.tracking import MlflowClient
+
+from avalanche_ext.taxonomy import TaxonomyConfig, plan, run_taxonomy
+
+
+def _cfg(tmp_path, uri, **kw):
+    return TaxonomyConfig(benchmark="split_digits", recipes=["naive", "multihead"], n_experiences=2, epochs=1,
+                          tracking_uri=uri, out=str(tmp_path / "report"), **kw)
+
+
+def test_plan_skips_unsupported_scenarios_with_reason(tmp_path, tracking_uri):
+    jobs, skipped = plan(_cfg(tmp_path, tracking_uri, seeds=2))
+    assert sorted((j.recipe, j.scenario, j.seed) for j in jobs) == sorted(
+        [("naive", s, seed) for s in ("class", "task", "domain") for seed in (0, 1)]
+        + [("multihead", "task", 0), ("multihead", "task", 1)])
+    assert {(s["recipe"], s["scenario"]) for s in skipped} == {("multihead", "class"), ("multihead", "domain")}
+    assert all("supports task only" in s["reason"] for s in skipped)
+
+
+def test_taxonomy_report_and_nested_runs(tmp_path, tracking_uri):
+    table = run_taxonomy(_cfg(tmp_path, tracking_uri, executor="serial"))
+    assert table.all_ok and len(table.rows) == 4
+    out = tmp_path / "report"
+    for name in ("results.csv", "results.md", "summary.json", "chart_class.png", "chart_task.png",
+                 "chart_domain.png", "heatmaps/task_multihead.png", "recipes/naive.md"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 4 and all(0 <= float(r["acc"]) <= 1 for r in rows)
+    md = (out / "results.md").read_text()
+    assert "## task-incremental" in md and "| multihead | architectural |" in md and "## Skipped" in md
+    summary = json.loads((out / "summary.json").read_text())
+    naive_task = next(a for a in summary["aggregate"] if a["recipe"] == "naive" and a["scenario"] == "task")
+    assert naive_task["time_vs_naive"] == 1.0
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("avalanche-ext").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("kind") == "taxonomy"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
+    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "report")}
+    assert "report/results.md" in artifacts
+
+
+def test_process_pool_matches_serial(tmp_path, tracking_uri):
+    serial = run_taxonomy(TaxonomyConfig(benchmark="split_digits", recipes=["naive"], scenarios=["class"],
+                                         n_experiences=2, epochs=1, tracking_uri=tracking_uri,
+                                         out=str(tmp_path / "a"), executor="serial"))
+    pool = run_taxonomy(TaxonomyConfig(benchmark="split_digits", recipes=["naive"], scenarios=["class"],
+                                       n_experiences=2, epochs=1, tracking_uri=tracking_uri,
+                                       out=str(tmp_path / "b"), executor="process", workers=1))
+    assert [r["acc"] for r in serial.rows] == [r["acc"] for r in pool.rows]
+    assert serial.matrices == pool.matrices
