@@ -1,0 +1,43 @@
+"""Hard Attention to the Task: per-task gates over units; gradients of units earlier tasks use are masked."""
+
+import torch
+from avalanche.training import Naive
+
+from avalanche_ext.models.hat import build_hat_network
+from avalanche_ext.plugins.hat import HATPlugin, check_optimizer
+from avalanche_ext.registry import register
+
+
+@register(
+    name="hat",
+    family="architectural",
+    paper="Serrà, Surís, Miron, Karatzoglou, Overcoming catastrophic forgetting with hard attention to the task, "
+          "ICML 2018, arXiv:1801.01423",
+    scenarios=("task",),
+    hparams={"optimizer": "sgd", "lr": 0.05, "momentum": 0.0, "c": 0.75, "s_max": 400.0,
+             "thres_emb": 6.0, "clip_grad": 10000.0},
+    per_benchmark={"split_mnist5k": {"epochs": 10, "lr": 0.1}, "split_fmnist": {"lr": 0.1}},
+    summary="per-task sigmoid gates on every layer; weights used by earlier tasks get no gradient",
+)
+def build(ctx):
+    hp = ctx.hp
+    stream = ctx.stream
+    model = build_hat_network(stream.input_shape, stream.n_outputs, arch=hp.arch, hidden=hp.hidden,
+                              layers=hp.layers, s_max=hp.s_max, dropout=hp.dropout)
+    optimizer = ctx.optimizer(model)
+    check_optimizer(model, optimizer)  # fail now, not at the first update
+    plugin = HATPlugin(c=hp.c, thres_emb=hp.thres_emb, clip_grad=hp.clip_grad)
+    strategy = Naive(model=model, optimizer=optimizer, **ctx.strategy_args(plugins=[plugin]))
+
+    def mlflow_params():
+        per_task = model.bytes_per_task()
+        return {
+            "hat.bytes_per_task": per_task["total"],
+            "hat.embedding_bytes_per_task": per_task["embeddings"],
+            "hat.head_bytes_per_task": per_task["head"],
+            "hat.shared_bytes": model.shared_bytes(),
+            "hat.mask_bytes": sum(model.units) * torch.finfo(torch.float32).bits // 8,
+        }
+
+    strategy.mlflow_params = mlflow_params
+    return strategy
