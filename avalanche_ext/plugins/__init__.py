@@ -3,6 +3,8 @@
 from .guards import FiniteLossGuard, NonFiniteLossError
 from .ensemble import EnsemblePlugin
 from .piggyback import PiggybackPlugin
+from .hat import HATPlugin
 
 __all__ = ["FiniteLossGuard", "NonFiniteLossError"]
 __all__ += ["EnsemblePlugin", "PiggybackPlugin"]
+__all__ += ["HATPlugin"]
