@@ -5,8 +5,10 @@ from .ensemble import Ensemble
 from .piggyback import PiggybackConv2d, PiggybackLinear, PiggybackNet
 from .hat import HATNet, build_hat_network
 from .hypernet import ChunkedHyperNetwork, FunctionalTarget, HyperNetClassifier, UnsupportedTargetError
+from .progress_compress import LateralAdaptor, ProgressCompressNet
 
 __all__ = ["Classifier", "MultiHeadNet", "build_network", "cnn_features", "count_parameters", "mlp_features"]
 __all__ += ["Ensemble", "PiggybackConv2d", "PiggybackLinear", "PiggybackNet"]
 __all__ += ["HATNet", "build_hat_network"]
 __all__ += ["ChunkedHyperNetwork", "FunctionalTarget", "HyperNetClassifier", "UnsupportedTargetError"]
+__all__ += ["LateralAdaptor", "ProgressCompressNet"]
