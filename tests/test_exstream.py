@@ -56,8 +56,8 @@ def test_per_class_one_keeps_the_running_mean():
 
 
 # ---------------------------------------------------------- nearest pair, capacity
-@pytest.mark.parametrize("dim", [2, 16])
-def test_merged_pair_is_the_brute_force_nearest(dim):
+@pytest.mark.parametrize("dim,replace", [(2, True), (16, True), (2, False), (16, False)])
+def test_merged_pair_is_the_brute_force_nearest(dim, replace):
     rng = np.random.default_rng(dim)
     store = ClusterStore(dim, max_points=12)
     for step in range(200):
@@ -69,11 +69,16 @@ def test_merged_pair_is_the_brute_force_nearest(dim):
             i, j, dist = store.nearest_pair()
             assert (i, j) == (a, b), f"step {step}"
             assert dist == pytest.approx(d, rel=1e-4)
-            store.merge_nearest()
+            if replace:
+                store.replace_nearest(v)
+            else:
+                store.merge_nearest()
             expected = (weights[a] * before[a].astype(np.float64) + weights[b] * before[b]) / (weights[a] + weights[b])
             rows = [k for k in range(store.n) if np.allclose(store.points()[k], expected, atol=1e-5)]
             assert rows and store.weights()[rows[0]] == weights[a] + weights[b]
-        store.append(v)
+        if not replace or store.n < store.max_points:
+            store.append(v)
+        assert any(np.array_equal(p, v) for p in store.points())
         # the cached matrix and neighbours agree with a fresh computation
         p = store.points().astype(np.float64)
         full = ((p[:, None] - p[None]) ** 2).sum(-1)
@@ -235,19 +240,147 @@ def test_latent_buffer_refuses_avalanche_replay_plugin():
         strategy.train(bm.train_stream[0])
 
 
-def test_an_insert_recomputes_at_most_two_distance_rows(monkeypatch):
-    """The nearest pair is kept incrementally: a full-class insert touches two rows, not k."""
-    calls = []
-    original = ClusterStore._row
-
-    def counting_row(self, s):
-        calls.append(s)
-        return original(self, s)
-
-    monkeypatch.setattr(ClusterStore, "_row", counting_row)
+def test_an_insert_recomputes_two_distance_rows_not_the_matrix():
+    """The nearest pair is kept incrementally: a full-class insert computes two rows, not k."""
     buf = ExStreamBuffer(max_size=50, per_class=50)
     buf.add(torch.randn(50, 8), torch.zeros(50, dtype=torch.long))
-    assert len(calls) == 50  # one row per stored point while filling
-    calls.clear()
-    buf.add(torch.randn(1, 8), torch.zeros(1, dtype=torch.long))
-    assert len(calls) == 2  # the merged point and the new one
+    store = buf.groups[(0, 0)]
+    assert store.rows_computed == 50  # one row per stored point while filling
+    for _ in range(5):
+        buf.add(torch.randn(1, 8), torch.zeros(1, dtype=torch.long))
+    assert store.rows_computed == 60  # the merged point and the new one, per insert
+
+
+# ---------------------------------------------------------------- the plugin
+def _net(dim: int = 6, n_out: int = 6):
+    from avalanche_ext.models import build_network
+
+    return build_network((dim,), n_out, hidden=16, layers=1)
+
+
+def test_plugin_replays_latent_features_into_the_head():
+    from avalanche.core import SupervisedPlugin
+    from avalanche.training import Naive
+
+    from avalanche_ext.plugins import ExStreamPlugin
+
+    torch.manual_seed(0)
+    bm = _tiny_stream()
+    model = _net()
+    for p in model.features.parameters():
+        p.requires_grad_(False)
+    frozen = [p.clone() for p in model.features.parameters()]
+    buf = ExStreamBuffer(max_size=12, per_class=2, feature_extractor=model.features)
+    plugin = ExStreamPlugin(buf, batch_size_mem=8)
+    head_inputs: list[torch.Size] = []
+    model.classifier.register_forward_pre_hook(lambda m, args: head_inputs.append(args[0].shape))
+
+    class LossSpy(SupervisedPlugin):
+        def __init__(self):
+            super().__init__()
+            self.extra = []
+
+        def after_forward(self, strategy, **kw):
+            self.before = float(strategy._criterion(strategy.mb_output.detach(), strategy.mb_y))
+
+        def after_backward(self, strategy, **kw):
+            self.extra.append(float(strategy.loss.detach()) - self.before)
+
+    spy = LossSpy()
+    strategy = Naive(model=model, optimizer=torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05),
+                     criterion=torch.nn.CrossEntropyLoss(), train_mb_size=20, evaluator=None, plugins=[plugin, spy])
+    for exp in bm.train_stream:
+        strategy.train(exp)
+    stored, _, _, _ = buf.tensors()
+    assert stored.shape == (12, 16)  # latent vectors of the 16 hidden units, 2 for each of 6 classes
+    assert (8, 16) in head_inputs  # replay batches went straight into the head
+    n_first = 3  # 60 samples / 20 per batch: no replay during the first experience
+    assert all(e == pytest.approx(0.0, abs=1e-6) for e in spy.extra[:n_first])
+    assert all(e > 0 for e in spy.extra[n_first:])
+    assert all(torch.equal(a, b) for a, b in zip(frozen, model.features.parameters()))
+
+
+def test_plugin_rejects_a_model_without_the_head_before_training():
+    from avalanche.training import Naive
+
+    from avalanche_ext.plugins import ExStreamPlugin
+
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 6))
+    buf = ExStreamBuffer(max_size=6, per_class=1, feature_extractor=model[:2])
+    plugin = ExStreamPlugin(buf, head="classifier")
+    before = [p.clone() for p in model.parameters()]
+    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                     criterion=torch.nn.CrossEntropyLoss(), train_mb_size=20, evaluator=None, plugins=[plugin])
+    with pytest.raises(ValueError, match="head"):
+        strategy.train(_tiny_stream(n_exp=1).train_stream[0])
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize("kwargs", [dict(batch_size_mem=0), dict(head=""), dict(replay_weight=-1.0)])
+def test_plugin_bad_hyper_parameters(kwargs):
+    from avalanche_ext.plugins import ExStreamPlugin
+
+    with pytest.raises(ValueError):
+        ExStreamPlugin(ExStreamBuffer(4), **kwargs)
+    with pytest.raises(ValueError):
+        ExStreamPlugin("not a buffer")
+
+
+def test_plugin_state_round_trip():
+    from avalanche_ext.plugins import ExStreamPlugin
+
+    a = ExStreamPlugin(ExStreamBuffer(10, per_class=5), seed=3)
+    a.buffer.add(torch.randn(30, 4), torch.arange(30) % 2)
+    a.replay_batch()
+    b = ExStreamPlugin(ExStreamBuffer(10, per_class=5), seed=99)
+    b.load_state_dict(a.state_dict())
+    for _ in range(3):
+        for ta, tb in zip(a.replay_batch(), b.replay_batch()):
+            assert torch.equal(ta, tb)
+
+
+# ------------------------------------------------------ the streaming protocol
+def test_online_stream_sees_every_sample_once_in_small_experiences():
+    from avalanche_ext.benchmarks import build_benchmark
+    from avalanche_ext.benchmarks.online import online_train_stream, with_boundaries
+
+    stream = build_benchmark("split_digits", "class", seed=0)
+    sizes, ends, xs = [], [], []
+    for exp, last in with_boundaries(online_train_stream(stream, 10)):
+        sizes.append(len(exp.dataset))
+        ends.append(last)
+        xs.append(torch.stack([exp.dataset[i][0] for i in range(len(exp.dataset))]).reshape(len(exp.dataset), -1))
+    assert max(sizes) == 10
+    assert sum(ends) == stream.n_experiences and ends[-1]
+    seen = torch.cat(xs)
+    full = torch.cat([torch.stack([e.dataset[i][0] for i in range(len(e.dataset))]).reshape(len(e.dataset), -1)
+                      for e in stream.train_stream])
+    assert len(seen) == len(full)
+    assert torch.unique(seen, dim=0).shape == torch.unique(full, dim=0).shape
+    with pytest.raises(ValueError):
+        online_train_stream(stream, 0)
+
+
+# ------------------------------------------------------------ recipe and docs
+def test_recipe_runs_and_keeps_its_memory(tmp_path):
+    from avalanche_ext.runner import RunConfig, run
+
+    out = run(RunConfig("exstream", benchmark="split_digits", scenario="class", seed=0, epochs=1,
+                        overrides={"mem_size": 50}, tracking_uri=f"sqlite:///{tmp_path}/m.db",
+                        progress=False, threads=1))
+    assert 0.0 <= out["acc"] <= 1.0 and len(out["acc_matrix"]) == 5
+
+
+def test_recipe_rejects_bad_settings(tmp_path):
+    from avalanche_ext.runner import RunConfig, run
+
+    for overrides in ({"balance": "nope"}, {"space": "pixels"}, {"mem_size": 5}):
+        with pytest.raises(ValueError):
+            run(RunConfig("exstream", benchmark="split_digits", scenario="class", overrides=overrides,
+                          tracking_uri=f"sqlite:///{tmp_path}/m.db", progress=False, threads=1))
+
+
+def test_docs_example_runs(capsys):
+    runpy.run_path(str(ROOT / "docs" / "examples" / "exstream.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert out.count("accuracy on all classes") == 5 and "stored vectors: 50 (max 50)" in out

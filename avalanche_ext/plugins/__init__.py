@@ -1,12 +1,13 @@
 """One ``SupervisedPlugin`` per method."""
 
+from .exstream import ExStreamPlugin
 from .guards import FiniteLossGuard, NonFiniteLossError
 from .ensemble import EnsemblePlugin
 from .piggyback import PiggybackPlugin
 from .hat import HATPlugin
 from .hypernet import HypernetworkPlugin
 
-__all__ = ["FiniteLossGuard", "NonFiniteLossError"]
+__all__ = ["ExStreamPlugin", "FiniteLossGuard", "NonFiniteLossError"]
 __all__ += ["EnsemblePlugin", "PiggybackPlugin"]
 __all__ += ["HATPlugin"]
 __all__ += ["HypernetworkPlugin"]

@@ -61,6 +61,8 @@ class ClusterStore:
         self.dim = _check_size("dim", dim)
         self.max_points = _check_size("max_points", max_points)
         self.n = 0
+        self.rows_computed = 0
+        """Distance rows computed so far (each costs O(n d)); two per full-class insert."""
         self._alloc(min(self.max_points, 8))
 
     # ----------------------------------------------------------------- storage
@@ -98,6 +100,7 @@ class ClusterStore:
         n = self.n
         diff = self.x[:n] - self.x[s]
         d = np.einsum("ij,ij->i", diff, diff)
+        self.rows_computed += 1
         d[s] = _INF
         self.dist[s, :n] = d
         self.dist[:n, s] = d
@@ -165,6 +168,33 @@ class ClusterStore:
         i = self._remove(j, keep=i)
         self._changed(i)
         return i
+
+    def replace_nearest(self, v: np.ndarray, count: int = 1) -> tuple[int, int]:
+        """Merge the nearest pair into one slot and store ``v`` in the other (a full class's
+        insert). Two distance rows are recomputed. Returns ``(merged slot, new slot)``."""
+        i, j, _ = self.nearest_pair()
+        ci, cj = int(self.counts[i]), int(self.counts[j])
+        self.x[i] = (ci * self.x[i].astype(np.float64) + cj * self.x[j].astype(np.float64)) / (ci + cj)
+        self.counts[i] = ci + cj
+        self.x[j] = v
+        self.counts[j] = count
+        n = self.n
+        diff = self.x[None, :n] - self.x[[i, j], None]
+        rows = np.einsum("kij,kij->ki", diff, diff)
+        self.rows_computed += 2
+        rows[0, i] = rows[1, j] = _INF
+        rows[1, i] = rows[0, j]
+        self.dist[i, :n], self.dist[j, :n] = rows
+        self.dist[:n, i], self.dist[:n, j] = rows
+        nn = self.nn_idx[:n]
+        stale = (nn == i) | (nn == j)  # their distance to i or j may have grown
+        best = np.minimum(rows[0], rows[1])
+        closer = (best < self.nn_dist[:n]) & ~stale
+        self.nn_dist[:n][closer] = best[closer]
+        self.nn_idx[:n][closer] = np.where(rows[0] <= rows[1], i, j)[closer]
+        stale[i] = stale[j] = True
+        self._rescan(np.flatnonzero(stale))
+        return i, j
 
     def absorb(self, v: np.ndarray, count: int = 1) -> None:
         """Fold ``v`` into the only stored point (a store of capacity one keeps the running mean)."""
@@ -295,6 +325,8 @@ class ExStreamBuffer(ExemplarsBuffer):
         self.seen: dict[Key, int] = {}
         self.item_shape: Optional[tuple[int, ...]] = None
         self._dataset = None
+        self.version = 0
+        """Incremented on every change of the stored vectors (for caches)."""
 
     # ---------------------------------------------------------------- queries
     @property
@@ -347,6 +379,10 @@ class ExStreamBuffer(ExemplarsBuffer):
         self._dataset = None
 
     # ---------------------------------------------------------------- updates
+    def _touch(self) -> None:
+        self._dataset = None
+        self.version += 1
+
     def embed(self, x: Tensor) -> Tensor:
         """Map an input batch to the stored space: flattened input or features."""
         if self.feature_extractor is None:
@@ -387,7 +423,7 @@ class ExStreamBuffer(ExemplarsBuffer):
             raise ValueError(f"sample dimension {vectors.shape[1]} differs from the stored one {dims.pop()}")
         for v, c, t in zip(vectors, labels, tasks):
             self._insert((int(t), int(c)), v)
-        self._dataset = None
+        self._touch()
 
     def _insert(self, key: Key, v: np.ndarray) -> None:
         group = self.groups.get(key)
@@ -404,9 +440,10 @@ class ExStreamBuffer(ExemplarsBuffer):
         if group.n >= group.max_points:  # the class is full: merge inside it
             if group.n < 2:
                 group.absorb(v)
-                return
-            group.merge_nearest()
-        elif len(self) >= self.max_size and not self._make_room():
+            else:
+                group.replace_nearest(v)
+            return
+        if len(self) >= self.max_size and not self._make_room():
             group.absorb(v)  # every class holds one point, this one included
             return
         group.append(v)
@@ -437,6 +474,10 @@ class ExStreamBuffer(ExemplarsBuffer):
             t = batch[2] if len(batch) > 2 else None
             self.add(x, y, t)
 
+    def update(self, strategy: Any, **kwargs: Any) -> None:
+        """What Avalanche's ``ReplayPlugin`` calls after each experience: :meth:`post_adapt`."""
+        self.post_adapt(strategy, strategy.experience)
+
     def resize(self, strategy: Any, new_size: int) -> None:
         """Change ``max_size``; shrinking merges nearest pairs (largest class first)."""
         new_size = _check_size("new_size", new_size)
@@ -446,7 +487,9 @@ class ExStreamBuffer(ExemplarsBuffer):
         while len(self) > self.max_size:
             if not self._make_room():
                 raise ValueError(f"cannot shrink to {new_size}: every class already holds one point")
-        self._dataset = None
+        for g in self.groups.values():
+            g.max_points = self.per_class or self.max_size
+        self._touch()
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -466,7 +509,7 @@ class ExStreamBuffer(ExemplarsBuffer):
         self.item_shape = None if state["item_shape"] is None else tuple(state["item_shape"])
         self.groups = {tuple(k): ClusterStore.from_state(g) for k, g in state["groups"]}
         self.seen = {tuple(k): int(n) for k, n in state["seen"]}
-        self._dataset = None
+        self._touch()
 
 
 def _refuse_plain_replay(agent: Any, buffer: ExStreamBuffer) -> None:

@@ -1,0 +1,55 @@
+"""ExStream: per-class memory whose full classes merge their two nearest points (count-weighted)."""
+
+from avalanche.training import Naive
+from avalanche.training.plugins import ReplayPlugin
+
+from avalanche_ext.plugins import ExStreamPlugin
+from avalanche_ext.registry import register
+from avalanche_ext.storage import ExStreamBuffer
+
+
+def n_label_groups(stream) -> int:
+    """How many (task, class) groups the buffer will see: classes, per task in task-IL."""
+    if stream.multihead:
+        return sum(len(classes) for classes in stream.classes_per_exp)
+    return stream.n_outputs
+
+
+@register(
+    name="exstream",
+    family="replay",
+    paper="Hayes, Cahill, Kanan, Memory Efficient Experience Replay for Streaming Learning, ICRA 2019, arXiv:1809.05922",
+    scenarios=("class", "task", "domain"),
+    hparams={"mem_size": 200, "balance": "class", "space": "raw", "batch_size_mem": 32},
+    per_benchmark={"split_mnist5k": {"mem_size": 1000}, "permuted_mnist5k": {"mem_size": 1000},
+                   "split_fmnist": {"mem_size": 1000}, "permuted_fmnist": {"mem_size": 1000}},
+    summary="replay a per-class memory that merges its two nearest points into their weighted mean",
+)
+def build(ctx):
+    """``balance``: ``class`` (mem_size / classes points per class) or ``global`` (shared,
+    the largest class merges); ``space``: ``raw`` (inputs, Avalanche's ReplayPlugin) or
+    ``latent`` (the network's ``features`` are frozen and the buffer stores their output,
+    replayed into ``classifier``)."""
+    hp = ctx.hp
+    if hp.balance not in ("class", "global"):
+        raise ValueError(f"exstream: balance must be 'class' or 'global', got {hp.balance!r}")
+    if hp.space not in ("raw", "latent"):
+        raise ValueError(f"exstream: space must be 'raw' or 'latent', got {hp.space!r}")
+    per_class = None
+    if hp.balance == "class":
+        groups = n_label_groups(ctx.stream)
+        per_class = hp.mem_size // groups
+        if per_class < 1:
+            raise ValueError(f"exstream: mem_size={hp.mem_size} is less than one point for each of {groups} classes")
+    model = ctx.model()
+    if hp.space == "raw":
+        buffer = ExStreamBuffer(hp.mem_size, per_class=per_class)
+        plugin = ReplayPlugin(mem_size=hp.mem_size, batch_size_mem=hp.batch_size_mem, storage_policy=buffer)
+        params = model.parameters()
+    else:
+        for p in model.features.parameters():
+            p.requires_grad_(False)
+        buffer = ExStreamBuffer(hp.mem_size, per_class=per_class, feature_extractor=model.features)
+        plugin = ExStreamPlugin(buffer, batch_size_mem=hp.batch_size_mem, head="classifier", seed=ctx.seed)
+        params = [p for p in model.parameters() if p.requires_grad]
+    return Naive(model=model, optimizer=ctx.optimizer(params), **ctx.strategy_args(plugins=[plugin]))
