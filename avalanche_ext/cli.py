@@ -58,6 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         n_experiences=args.n_experiences, epochs=args.epochs, overrides=_parse_sets(args.set),
         data_root=args.data_root, tracking_uri=args.tracking_uri, experiment=args.experiment,
         validation=args.validation, progress=not args.quiet, threads=args.threads,
+        online=args.online, online_size=args.online_size,
     )
     validate(cfg)
     result = run(cfg)
@@ -81,9 +82,30 @@ def cmd_taxonomy(args: argparse.Namespace) -> int:
         n_experiences=args.n_experiences, epochs=args.epochs, data_root=args.data_root,
         tracking_uri=args.tracking_uri, experiment=args.experiment, out=args.out,
         executor=args.executor, workers=args.workers, validation=args.validation, progress=args.progress,
+        resume=args.resume, overrides=_parse_sets(args.set), online=args.online, online_size=args.online_size,
     )
     table = run_taxonomy(cfg)
     return 0 if table.all_ok else EXIT_FAILED
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import SweepConfig, parse_grid, run_sweep
+
+    cfg = SweepConfig(
+        recipe=args.recipe, grid=parse_grid(args.grid), benchmark=args.benchmark, scenario=args.scenario,
+        seeds=args.seeds, n_experiences=args.n_experiences, epochs=args.epochs, data_root=args.data_root,
+        tracking_uri=args.tracking_uri, experiment=args.experiment, executor=args.executor, workers=args.workers,
+        overrides=_parse_sets(args.set),
+    )
+    rows = run_sweep(cfg)
+    keys = list(cfg.grid)
+    print(f"sweep of {cfg.recipe} on {cfg.benchmark} (validation split, {cfg.seeds} seed(s)); best first:")
+    print(" | ".join(keys + ["val acc"]))
+    for r in rows:
+        print(" | ".join([str(r[k]) for k in keys] + [f"{100 * r['val_acc_mean']:.2f} ± {100 * r['val_acc_std']:.2f}"]))
+    if args.json:
+        print(json.dumps({"recipe": cfg.recipe, "benchmark": cfg.benchmark, "best": rows[0], "rows": rows}))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--tracking-uri", default=None, help="MLflow URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
         sp.add_argument("--experiment", default="avalanche-ext", help="MLflow experiment name")
         sp.add_argument("--validation", action="store_true", help="evaluate on a split carved from training data")
+        sp.add_argument("--online", action="store_true",
+                        help="streaming protocol: each sample seen once, in mini-experiences of --online-size")
+        sp.add_argument("--online-size", type=int, default=10, help="samples per online mini-experience")
 
     sp = sub.add_parser("benchmarks", help="list benchmarks and whether their data is here")
     sp.add_argument("--data-root", default=None)
@@ -120,6 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     sp.set_defaults(func=cmd_run)
 
+    sp = sub.add_parser("sweep", help="grid of hyper-parameters on the validation split; best first")
+    sp.add_argument("recipe")
+    common(sp)
+    sp.add_argument("--scenario", default=None, choices=["class", "task", "domain"])
+    sp.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="values to try")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed override")
+    sp.add_argument("--seeds", type=int, default=1)
+    sp.add_argument("--executor", default="process", choices=["serial", "process"])
+    sp.add_argument("--workers", type=int, default=None)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_sweep)
+
     sp = sub.add_parser("taxonomy", help="run every recipe in every supported scenario and write a report")
     common(sp)
     sp.add_argument("--seeds", type=int, default=1, help="seeds 0..K-1")
@@ -130,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--executor", default="process", choices=["serial", "process", "ray"])
     sp.add_argument("--workers", type=int, default=None)
     sp.add_argument("--progress", action="store_true", help="print per-epoch progress of every run")
+    sp.add_argument("--resume", action="store_true", help="reuse the runs the report in --out already finished")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a hyper-parameter of every recipe that has it")
     sp.set_defaults(func=cmd_taxonomy)
     return p
 

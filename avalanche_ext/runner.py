@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -37,6 +37,8 @@ class RunConfig:
     validation: bool = False
     progress: bool = True
     threads: Optional[int] = None
+    online: bool = False
+    online_size: int = 10
 
 
 def seed_everything(seed: int) -> None:
@@ -86,6 +88,14 @@ def validate(cfg: RunConfig):
     overrides = dict(cfg.overrides)
     if cfg.epochs is not None:
         overrides.setdefault("epochs", cfg.epochs)
+    if cfg.online:
+        if recipe.trains_once:
+            raise ValueError(f"recipe {recipe.name!r} trains once on the whole stream; it has no streaming protocol")
+        if cfg.online_size < 1:
+            raise ValueError(f"--online-size must be >= 1, got {cfg.online_size}")
+        if overrides.get("epochs", 1) not in (1, "1"):
+            raise ValueError("the streaming protocol sees each sample once: --epochs must be 1 with --online")
+        overrides["epochs"] = 1
     hp = recipe.resolve(cfg.benchmark, overrides)
     if cfg.n_experiences is not None and cfg.n_experiences < 1:
         raise ValueError(f"--n-experiences must be >= 1, got {cfg.n_experiences}")
@@ -110,10 +120,11 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     params = {
         "recipe": recipe.name, "family": recipe.family, "benchmark": cfg.benchmark, "scenario": scenario,
         "seed": cfg.seed, "n_experiences": stream.n_experiences, "validation": cfg.validation,
+        "online": cfg.online, "online_size": cfg.online_size if cfg.online else None,
         **{f"hp.{k}": v for k, v in hp.items()},
     }
     tags = {"recipe": recipe.name, "benchmark": cfg.benchmark, "scenario": scenario}
-    run_name = f"{recipe.name}/{cfg.benchmark}/{scenario}/seed{cfg.seed}"
+    run_name = f"{recipe.name}/{cfg.benchmark}/{scenario}/seed{cfg.seed}" + ("/online" if cfg.online else "")
     logger = MLflowLogger(cfg.experiment, run_name, uri, params=params, tags=tags, parent_run_id=cfg.parent_run_id)
     loggers: list = [logger]
     if cfg.progress:
@@ -131,11 +142,12 @@ def run(cfg: RunConfig) -> dict[str, Any]:
             train_s += time.perf_counter() - t0
             strategy.eval(stream.test_stream)
         else:
-            for exp in stream.train_stream:
+            for exp, ends_experience in _training_steps(stream, cfg):
                 t0 = time.perf_counter()
                 strategy.train(exp)
                 train_s += time.perf_counter() - t0
-                strategy.eval(stream.test_stream)
+                if ends_experience:
+                    strategy.eval(stream.test_stream)
         matrix = logger.matrix()
         summary = summarize(matrix)
         rss = peak_rss_mb()
@@ -143,10 +155,15 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         logger.log_metric("peak_rss_mb", rss)
     return {
         "recipe": recipe.name, "family": recipe.family, "benchmark": cfg.benchmark, "scenario": scenario,
-        "seed": cfg.seed, **summary, "acc_matrix": matrix, "train_s": train_s, "peak_rss_mb": rss,
+        "seed": cfg.seed, "online": cfg.online, **summary, "acc_matrix": matrix, "train_s": train_s, "peak_rss_mb": rss,
         "mlflow_run_id": logger.run_id,
     }
 
 
-def config_dict(cfg: RunConfig) -> dict[str, Any]:
-    return asdict(cfg)
+def _training_steps(stream, cfg: RunConfig):
+    """``(experience, evaluate_after)`` pairs: whole experiences, or online mini-experiences."""
+    if not cfg.online:
+        return ((exp, True) for exp in stream.train_stream)
+    from .benchmarks.online import online_train_stream, with_boundaries
+
+    return with_boundaries(online_train_stream(stream, cfg.online_size))

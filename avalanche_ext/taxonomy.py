@@ -35,6 +35,9 @@ class TaxonomyConfig:
     workers: Optional[int] = None
     validation: bool = False
     progress: bool = False
+    resume: bool = False
+    online: bool = False
+    online_size: int = 10
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,6 +53,9 @@ def plan(cfg: TaxonomyConfig) -> tuple[list[RunConfig], list[dict[str, str]]]:
     for s in scenarios:
         if s not in ("class", "task", "domain"):
             raise ValueError(f"unknown scenario {s!r}: use class, task or domain")
+    unknown = [k for k in cfg.overrides if not any(k in r.defaults(cfg.benchmark) for r in recipes)]
+    if unknown:
+        raise ValueError(f"--set {', '.join(unknown)}: no selected recipe has such a hyper-parameter")
     jobs, skipped = [], []
     for recipe in recipes:
         for scenario in scenarios:
@@ -57,19 +63,55 @@ def plan(cfg: TaxonomyConfig) -> tuple[list[RunConfig], list[dict[str, str]]]:
                 skipped.append({"recipe": recipe.name, "scenario": scenario,
                                 "reason": f"{cfg.benchmark} has no {scenario} scenario"})
                 continue
+            if cfg.online and recipe.trains_once:
+                skipped.append({"recipe": recipe.name, "scenario": scenario,
+                                "reason": f"{recipe.name} trains once on the whole stream (no streaming protocol)"})
+                continue
             if scenario not in recipe.scenarios:
                 skipped.append({"recipe": recipe.name, "scenario": scenario,
                                 "reason": f"{recipe.name} supports {'/'.join(recipe.scenarios)} only"})
                 continue
-            recipe.resolve(cfg.benchmark, cfg.overrides)  # bad settings fail before anything runs
+            own = {k: v for k, v in cfg.overrides.items() if k in recipe.defaults(cfg.benchmark)}
+            recipe.resolve(cfg.benchmark, own)  # bad settings fail before anything runs
             for seed in range(cfg.seeds):
                 jobs.append(RunConfig(
                     recipe=recipe.name, benchmark=cfg.benchmark, scenario=scenario, seed=seed,
-                    n_experiences=cfg.n_experiences, epochs=cfg.epochs, overrides=dict(cfg.overrides),
+                    n_experiences=cfg.n_experiences, epochs=cfg.epochs, overrides=own,
                     data_root=cfg.data_root, tracking_uri=cfg.tracking_uri, experiment=cfg.experiment,
-                    validation=cfg.validation, progress=cfg.progress,
+                    validation=cfg.validation, progress=cfg.progress, online=cfg.online,
+                    online_size=cfg.online_size,
                 ))
     return jobs, skipped
+
+
+def settings_key(cfg: TaxonomyConfig) -> dict[str, Any]:
+    """What must match for an earlier report's runs to be reused by ``--resume``."""
+    return {"benchmark": cfg.benchmark, "n_experiences": cfg.n_experiences, "epochs": cfg.epochs,
+            "overrides": cfg.overrides, "validation": cfg.validation, "online": cfg.online,
+            "online_size": cfg.online_size if cfg.online else None}
+
+
+def _reuse_finished(cfg: TaxonomyConfig, out: Path, jobs: list[RunConfig], table: ResultTable) -> list[RunConfig]:
+    """Put the runs an earlier report finished into ``table``; return the jobs still to run."""
+    import json
+
+    summary = out / "summary.json"
+    if summary.is_file():
+        earlier = json.loads(summary.read_text()).get("settings")
+        if earlier is not None and earlier != json.loads(json.dumps(settings_key(cfg))):
+            raise ValueError(f"--resume: the report in {out} was made with other settings ({earlier}); "
+                             f"use another --out or drop --resume")
+    finished = ResultTable.read_finished(out / "results.csv")
+    todo = []
+    for job in jobs:
+        result = finished.get((job.recipe, job.scenario, job.seed))
+        if result is None:
+            todo.append(job)
+        else:
+            table.add(job, result)
+    print(f"--resume: {len(jobs) - len(todo)} run(s) already finished in {out}, {len(todo)} to run",
+          file=sys.stderr, flush=True)
+    return todo
 
 
 def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
@@ -98,6 +140,8 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
 
     table = ResultTable(cfg.benchmark, skipped=skipped)
     out = Path(cfg.out or Path("reports") / cfg.benchmark)
+    if cfg.resume:
+        jobs = _reuse_finished(cfg, out, jobs, table)
     t0 = time.time()
     workers = cfg.workers or default_workers()
     print(f"taxonomy on {cfg.benchmark}: {len(jobs)} runs ({len(skipped)} recipe/scenario pairs skipped), "
@@ -127,6 +171,7 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
     except BaseException:
         client.set_terminated(parent_id, "FAILED")
         raise
+    table.settings = settings_key(cfg)
     files = table.write(out, command=" ".join(["avalanche-ext", *sys.argv[1:]]) if sys.argv[1:] else None)
     for path in files:
         client.log_artifact(parent_id, str(path), "report" if path.parent == out else f"report/{path.parent.name}")

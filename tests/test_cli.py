@@ -23,7 +23,11 @@ from avalanche_ext.cli import main
         (["run", "naive", "--n-experiences", "0"], "--n-experiences must be >= 1"),
         (["run", "naive", "--benchmark", "split_mnist", "--data-root", "/nonexistent"], "MNIST/raw"),
         (["run", "naive", "--tracking-uri", "http://127.0.0.1:9"], "cannot reach the MLflow tracking server"),
+        (["run", "joint", "--online"], "no streaming protocol"),
+        (["run", "naive", "--online", "--epochs", "3"], "--epochs must be 1 with --online"),
+        (["run", "naive", "--online", "--online-size", "0"], "--online-size must be >= 1"),
         (["taxonomy", "--seeds", "0"], "--seeds must be >= 1"),
+        (["taxonomy", "--set", "nonsense=1"], "no selected recipe has such a hyper-parameter"),
         (["taxonomy", "--family", "magic"], "no recipe in family"),
     ],
 )
@@ -62,3 +66,10 @@ def test_list_and_benchmarks(capsys):
     assert main(["benchmarks"]) == 0
     out = capsys.readouterr().out
     assert "split_digits" in out and "available" in out and "missing" in out
+
+
+def test_online_protocol_evaluates_after_each_original_experience(capsys, tracking_uri):
+    assert main(["run", "replay", "--online", "--online-size", "50", "--n-experiences", "2", "--json", "-q",
+                 "--tracking-uri", tracking_uri]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["online"] is True and len(result["acc_matrix"]) == 2

@@ -55,3 +55,26 @@ def test_process_pool_matches_serial(tmp_path, tracking_uri):
                                        out=str(tmp_path / "b"), executor="process", workers=1))
     assert [r["acc"] for r in serial.rows] == [r["acc"] for r in pool.rows]
     assert serial.matrices == pool.matrices
+
+
+def test_resume_reuses_finished_runs_and_refuses_other_settings(tmp_path, tracking_uri):
+    import pytest
+
+    first = run_taxonomy(_cfg(tmp_path, tracking_uri, executor="serial", scenarios=["task"]))
+    # A second call with one more recipe runs only what is new.
+    cfg = TaxonomyConfig(benchmark="split_digits", recipes=["naive", "multihead", "ewc"], scenarios=["task"],
+                         n_experiences=2, epochs=1, tracking_uri=tracking_uri, out=str(tmp_path / "report"),
+                         executor="serial", resume=True)
+    jobs, _ = plan(cfg)
+    second = run_taxonomy(cfg)
+    assert len(second.rows) == 3
+    reused = {r["recipe"]: r["mlflow_run_id"] for r in second.rows}
+    assert reused["naive"] == next(r["mlflow_run_id"] for r in first.rows if r["recipe"] == "naive")
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("avalanche-ext").experiment_id],
+                              filter_string="tags.recipe = 'naive'")
+    assert len(runs) == 1  # naive was not run again
+    with pytest.raises(ValueError, match="other settings"):
+        run_taxonomy(TaxonomyConfig(benchmark="split_digits", recipes=["naive"], scenarios=["task"], n_experiences=2,
+                                    epochs=2, tracking_uri=tracking_uri, out=str(tmp_path / "report"),
+                                    executor="serial", resume=True))

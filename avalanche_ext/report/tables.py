@@ -13,7 +13,8 @@ import numpy as np
 from .plots import accuracy_heatmap, comparison_chart
 
 COLUMNS = ["recipe", "family", "scenario", "seed", "status", "acc", "forgetting", "bwt", "train_s",
-           "peak_rss_mb", "mlflow_run_id", "error"]
+           "peak_rss_mb", "mlflow_run_id", "error", "acc_matrix"]
+_NUMERIC = ("acc", "forgetting", "bwt", "train_s", "peak_rss_mb")
 
 
 def _fmt(mean: float, std: float, pct: bool = True) -> str:
@@ -31,15 +32,32 @@ class ResultTable:
     rows: list[dict[str, Any]] = field(default_factory=list)
     matrices: dict[tuple[str, str], list] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    settings: Optional[dict[str, Any]] = None
 
     def add(self, job: Any, result: dict[str, Any]) -> None:
         from ..registry import get_recipe
 
         row = {k: result.get(k) for k in COLUMNS}
         row.update(recipe=job.recipe, scenario=job.scenario, seed=job.seed, family=get_recipe(job.recipe).family)
+        row["acc_matrix"] = json.dumps(result["acc_matrix"]) if result.get("acc_matrix") is not None else None
         self.rows.append(row)
         if result.get("status") == "ok":
             self.matrices.setdefault((job.recipe, job.scenario), []).append(result["acc_matrix"])
+
+    @staticmethod
+    def read_finished(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
+        """Finished runs of an earlier report's ``results.csv``, keyed by (recipe, scenario, seed)."""
+        done = {}
+        if not Path(path).is_file():
+            return done
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("status") != "ok" or not row.get("acc_matrix"):
+                    continue
+                result = {k: float(row[k]) for k in _NUMERIC}
+                result.update(status="ok", mlflow_run_id=row["mlflow_run_id"], acc_matrix=json.loads(row["acc_matrix"]))
+                done[(row["recipe"], row["scenario"], int(row["seed"]))] = result
+        return done
 
     @property
     def n_failed(self) -> int:
@@ -128,7 +146,8 @@ class ResultTable:
         files.append(out / "results.csv")
         aggs = self.aggregate()
         (out / "summary.json").write_text(json.dumps({"benchmark": self.benchmark, "command": command,
-                                                      "aggregate": aggs, "skipped": self.skipped}, indent=1))
+                                                      "settings": self.settings, "aggregate": aggs,
+                                                      "skipped": self.skipped}, indent=1))
         files.append(out / "summary.json")
         md = self.markdown(command)
         for scenario in ("class", "task", "domain"):

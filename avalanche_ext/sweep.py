@@ -1,0 +1,83 @@
+"""Choose hyper-parameters on the validation split: a small grid, every point run, the best reported."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from .executors import default_workers, run_pool, run_serial
+from .registry import get_recipe
+from .runner import RunConfig, validate
+
+
+@dataclass
+class SweepConfig:
+    """Settings of ``avalanche-ext sweep``."""
+
+    recipe: str
+    grid: dict[str, list[str]]
+    benchmark: str = "split_digits"
+    scenario: Optional[str] = None
+    seeds: int = 1
+    n_experiences: Optional[int] = None
+    epochs: Optional[int] = None
+    data_root: Optional[str] = None
+    tracking_uri: Optional[str] = None
+    experiment: str = "avalanche-ext-sweeps"
+    executor: str = "process"
+    workers: Optional[int] = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_grid(items: list[str]) -> dict[str, list[str]]:
+    """``["lr=0.1,0.01", "ewc_lambda=10,100"]`` -> ``{"lr": ["0.1", "0.01"], ...}``."""
+    grid = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--grid expects key=v1,v2,..., got {item!r}")
+        key, values = item.split("=", 1)
+        grid[key.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+        if not grid[key.strip()]:
+            raise ValueError(f"--grid {key}: no values")
+    if not grid:
+        raise ValueError("give at least one --grid key=v1,v2")
+    return grid
+
+
+def run_sweep(cfg: SweepConfig) -> list[dict[str, Any]]:
+    """Run every grid point (on the validation split) and return them best first."""
+    recipe = get_recipe(cfg.recipe)
+    keys = list(cfg.grid)
+    points = [dict(zip(keys, combo)) for combo in itertools.product(*(cfg.grid[k] for k in keys))]
+    jobs = []
+    for point in points:
+        for seed in range(cfg.seeds):
+            job = RunConfig(recipe=recipe.name, benchmark=cfg.benchmark, scenario=cfg.scenario, seed=seed,
+                            n_experiences=cfg.n_experiences, epochs=cfg.epochs,
+                            overrides={**cfg.overrides, **point}, data_root=cfg.data_root,
+                            tracking_uri=cfg.tracking_uri, experiment=cfg.experiment, validation=True,
+                            progress=False)
+            validate(job)  # every point type-checks before anything runs
+            jobs.append(job)
+    results: dict[tuple, list[float]] = {}
+
+    def on_result(job: RunConfig, result: dict[str, Any]) -> None:
+        key = tuple(job.overrides[k] for k in keys)
+        acc = result["acc"] if result["status"] == "ok" else float("nan")
+        results.setdefault(key, []).append(acc)
+        print(f"  {dict(zip(keys, key))} seed {job.seed}: "
+              + (f"val acc {acc:.4f}" if result["status"] == "ok" else f"FAILED {result['error'][:120]}"),
+              file=sys.stderr, flush=True)
+
+    if cfg.executor == "serial":
+        run_serial(jobs, on_result)
+    else:
+        run_pool(jobs, on_result, workers=cfg.workers or default_workers())
+    rows = [{**dict(zip(keys, key)), "val_acc_mean": float(np.mean(v)), "val_acc_std": float(np.std(v)), "n": len(v)}
+            for key, v in results.items()]
+    rows.sort(key=lambda r: -np.nan_to_num(r["val_acc_mean"], nan=-1.0))
+    return rows
