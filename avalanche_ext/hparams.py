@@ -18,6 +18,10 @@ COMMON: dict[str, Any] = {
     "hidden": 400,
     "layers": 2,
     "dropout": 0.0,
+    # "none": train from scratch; or a data source (e.g. "mnist5k") to pretrain the feature
+    # extractor on before the stream starts (cached on disk; never the stream's own data).
+    "pretrain": "none",
+    "pretrain_epochs": 5,
 }
 
 #: Per-benchmark settings shared by all recipes (chosen on the validation split).

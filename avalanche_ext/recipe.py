@@ -91,6 +91,10 @@ def _check_common(values: dict[str, Any]) -> None:
         raise HParamError(f"lr must be > 0, got {values['lr']}")
     if values["optimizer"] not in ("sgd", "adam"):
         raise HParamError(f"optimizer must be 'sgd' or 'adam', got {values['optimizer']!r}")
+    from .benchmarks.sources import LOADERS
+
+    if values["pretrain"] not in ("none", *LOADERS):
+        raise HParamError(f"pretrain must be 'none' or one of {', '.join(LOADERS)}, got {values['pretrain']!r}")
     if not 0 <= values["dropout"] < 1:
         raise HParamError(f"dropout must be in [0, 1), got {values['dropout']}")
     for key, value in values.items():
@@ -114,11 +118,16 @@ class RecipeContext:
         return self.stream.scenario
 
     def model(self, *, multihead: Optional[bool] = None, n_outputs: Optional[int] = None) -> torch.nn.Module:
-        """The default network for this stream: multi-head in task-IL unless told otherwise."""
+        """The default network for this stream: multi-head in task-IL unless told otherwise.
+
+        With ``hp.pretrain`` set to a data source, its ``features`` are first pretrained on
+        that source's training split (cached on disk), the survey's "start from a
+        pretrained model" design choice.
+        """
         from .models import build_network
 
         hp = self.hp
-        return build_network(
+        model = build_network(
             self.stream.input_shape,
             n_outputs or self.stream.n_outputs,
             arch=hp.arch,
@@ -127,6 +136,11 @@ class RecipeContext:
             dropout=hp.dropout,
             multihead=self.stream.multihead if multihead is None else multihead,
         )
+        if hp.pretrain != "none":
+            from .models.pretrain import pretrain_for_stream
+
+            pretrain_for_stream(model, self.stream, hp.pretrain, epochs=hp.pretrain_epochs, seed=self.seed)
+        return model
 
     def optimizer(self, params: Any, *, lr: Optional[float] = None) -> torch.optim.Optimizer:
         """The optimizer named by ``hp.optimizer`` over ``params`` (a module or parameters)."""

@@ -73,3 +73,30 @@ def test_online_protocol_evaluates_after_each_original_experience(capsys, tracki
                  "--tracking-uri", tracking_uri]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["online"] is True and len(result["acc_matrix"]) == 2
+
+
+def test_pretrained_backbone_option_changes_the_start(capsys, tracking_uri):
+    """``--set pretrain=mnist5k`` starts from features trained on another data set (cached)."""
+    from avalanche_ext.benchmarks import build_benchmark
+    from avalanche_ext.recipe import RecipeContext
+    from avalanche_ext.registry import get_recipe
+
+    stream = build_benchmark("split_mnist5k", "class", n_experiences=2, seed=0)
+    stream.name = "split_fmnist"  # stands for a stream of another data set with the same input shape
+    hp = get_recipe("naive").resolve("split_fmnist", {"pretrain": "mnist5k", "pretrain_epochs": 1, "hidden": 16})
+    scratch = get_recipe("naive").resolve("split_fmnist", {"hidden": 16})
+    import torch
+
+    torch.manual_seed(0)
+    a = RecipeContext(stream, hp, evaluator=None).model()
+    torch.manual_seed(0)
+    b = RecipeContext(stream, scratch, evaluator=None).model()
+    assert not torch.equal(a.features[1].weight, b.features[1].weight)
+    torch.manual_seed(1)
+    c = RecipeContext(stream, hp, evaluator=None).model()  # from the cache: same weights, any init seed
+    assert torch.equal(a.features[1].weight, c.features[1].weight)
+    assert main(["run", "naive", "--set", "pretrain=cifar7", "--tracking-uri", tracking_uri]) == 2
+    assert "pretrain must be 'none' or one of" in capsys.readouterr().err
+    stream.name = "split_mnist5k"
+    with pytest.raises(ValueError, match="stream's own data"):
+        RecipeContext(stream, hp, evaluator=None).model()
