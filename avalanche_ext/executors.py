@@ -25,7 +25,10 @@ def run_job(cfg_dict: dict[str, Any], threads: Optional[int] = None) -> dict[str
     """Run one job and turn any exception into a result with ``status='failed'``."""
     import warnings
 
+    # Avalanche re-enables its deprecation warnings on every call; a worker's warnings would
+    # only interleave with the table. Errors still come back in the result.
     warnings.filterwarnings("ignore")
+    warnings.showwarning = lambda *args, **kwargs: None
     if threads:
         import torch
 
