@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from typing import Optional, Sequence
 
 EXIT_BAD_INPUT = 2
@@ -175,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    warnings.filterwarnings("ignore")
+    from ._warnings import quiet_deprecations
+
+    quiet_deprecations()
     args = build_parser().parse_args(argv)
     from .benchmarks import DataNotFoundError, UnknownNameError
     from .hparams import HParamError

@@ -23,12 +23,9 @@ Callback = Callable[[RunConfig, dict[str, Any]], None]
 
 def run_job(cfg_dict: dict[str, Any], threads: Optional[int] = None) -> dict[str, Any]:
     """Run one job and turn any exception into a result with ``status='failed'``."""
-    import warnings
+    from ._warnings import quiet_deprecations
 
-    # Avalanche re-enables its deprecation warnings on every call; a worker's warnings would
-    # only interleave with the table. Errors still come back in the result.
-    warnings.filterwarnings("ignore")
-    warnings.showwarning = lambda *args, **kwargs: None
+    quiet_deprecations()
     if threads:
         import torch
 
