@@ -16,7 +16,7 @@ from avalanche_ext.registry import register
     scenarios=("task",),
     hparams={"optimizer": "sgd", "lr": 0.05, "momentum": 0.0, "c": 0.75, "s_max": 400.0,
              "thres_emb": 6.0, "clip_grad": 10000.0},
-    per_benchmark={"split_mnist5k": {"epochs": 10, "lr": 0.1}, "split_fmnist": {"lr": 0.1}},
+    per_benchmark={"split_mnist5k": {"epochs": 10, "lr": 0.1}, "split_fmnist": {"epochs": 5, "lr": 0.1}},
     summary="per-task sigmoid gates on every layer; weights used by earlier tasks get no gradient",
 )
 def build(ctx):
