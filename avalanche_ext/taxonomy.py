@@ -11,6 +11,7 @@ from typing import Any, Optional
 from .benchmarks import get_spec
 from .executors import default_workers, run_pool, run_serial
 from .logging import check_tracking, resolve_tracking_uri
+from .logging.mlflow_logger import ensure_experiment
 from .registry import all_recipes, get_recipe
 from .report.tables import ResultTable
 from .runner import RunConfig
@@ -126,8 +127,7 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
 
     build_benchmark(cfg.benchmark, n_experiences=cfg.n_experiences, data_root=cfg.data_root)
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(cfg.experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(cfg.experiment)
+    exp_id = ensure_experiment(client, cfg.experiment, uri)
     parent = client.create_run(exp_id, run_name=f"taxonomy/{cfg.benchmark}", tags={"kind": "taxonomy"})
     parent_id = parent.info.run_id
     for job in jobs:

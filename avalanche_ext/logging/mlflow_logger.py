@@ -46,6 +46,22 @@ def check_tracking(uri: str, timeout: float = 5.0) -> None:
         ) from e
 
 
+def default_artifact_location(uri: str) -> Optional[str]:
+    """Artifacts of a SQLite store live beside the database (``mlartifacts/``), not in the working directory."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):]).expanduser().resolve()
+        return (db.parent / "mlartifacts").as_uri()
+    return None
+
+
+def ensure_experiment(client: Any, name: str, uri: str) -> str:
+    """The id of experiment ``name``, created (with :func:`default_artifact_location`) if missing."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return client.create_experiment(name, artifact_location=default_artifact_location(uri))
+
+
 def describe_strategy(strategy: Any) -> dict[str, Any]:
     """Parameters describing a strategy: its class, model, optimizer and every plugin's settings."""
     from ..models import count_parameters
@@ -140,8 +156,7 @@ class MLflowLogger(BaseLogger, SupervisedPlugin):
         self._params_logged = run_id is not None
         self._closed = False
         if run_id is None:
-            exp = self.client.get_experiment_by_name(experiment_name)
-            exp_id = exp.experiment_id if exp else self.client.create_experiment(experiment_name)
+            exp_id = ensure_experiment(self.client, experiment_name, self.tracking_uri)
             all_tags = dict(tags or {})
             if parent_run_id:
                 all_tags["mlflow.parentRunId"] = parent_run_id
