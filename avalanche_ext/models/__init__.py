@@ -1,6 +1,7 @@
 """Model pieces: default networks and the building blocks the methods need."""
 
 from .mlp import Classifier, MultiHeadNet, build_network, cnn_features, count_parameters, mlp_features
+from .supermask import MaskedConv2d, MaskedLinear, SupSupNet, TaskBatchNorm, UnsupportedLayerError, build_supsup_network
 from .ensemble import Ensemble
 from .piggyback import PiggybackConv2d, PiggybackLinear, PiggybackNet
 from .hat import HATNet, build_hat_network
@@ -8,6 +9,7 @@ from .hypernet import ChunkedHyperNetwork, FunctionalTarget, HyperNetClassifier,
 from .progress_compress import LateralAdaptor, ProgressCompressNet
 
 __all__ = ["Classifier", "MultiHeadNet", "build_network", "cnn_features", "count_parameters", "mlp_features"]
+__all__ += ["MaskedConv2d", "MaskedLinear", "SupSupNet", "TaskBatchNorm", "UnsupportedLayerError", "build_supsup_network"]
 __all__ += ["Ensemble", "PiggybackConv2d", "PiggybackLinear", "PiggybackNet"]
 __all__ += ["HATNet", "build_hat_network"]
 __all__ += ["ChunkedHyperNetwork", "FunctionalTarget", "HyperNetClassifier", "UnsupportedTargetError"]

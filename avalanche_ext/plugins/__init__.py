@@ -2,12 +2,14 @@
 
 from .exstream import ExStreamPlugin
 from .guards import FiniteLossGuard, NonFiniteLossError
+from .supsup import SupSupPlugin
 from .ensemble import EnsemblePlugin
 from .piggyback import PiggybackPlugin
 from .hat import HATPlugin
 from .hypernet import HypernetworkPlugin
 
 __all__ = ["ExStreamPlugin", "FiniteLossGuard", "NonFiniteLossError"]
+__all__ += ["SupSupPlugin"]
 __all__ += ["EnsemblePlugin", "PiggybackPlugin"]
 __all__ += ["HATPlugin"]
 __all__ += ["HypernetworkPlugin"]

@@ -1,0 +1,81 @@
+"""Supermasks in Superposition: one binary mask per task over fixed random signed-constant weights.
+
+The recipe's network is the default one (``--set arch=... hidden=... layers=...``) turned
+into a supermask network; only the per-task scores are trained, and each finished task is
+kept as a bit-packed mask. Scenarios:
+
+* ``task``: GG, the test task label picks the mask (``mode=auto`` or ``gg``).
+* ``domain`` / ``class``: GNs, every training experience gets a new mask and the task is
+  inferred at test by one-shot entropy-gradient inference (``mode=auto`` or ``gns``).
+* any scenario with ``mode=gnu``: no task identity at all; a new mask is allocated when
+  no learned mask is confident on the new experience.
+"""
+
+from avalanche.training import Naive
+
+from avalanche_ext.models import build_supsup_network
+from avalanche_ext.plugins import SupSupPlugin
+from avalanche_ext.registry import register
+
+
+def resolve_mode(mode: str, scenario: str) -> str:
+    """``auto`` -> ``gg`` on task-incremental streams, ``gns`` elsewhere; checks the choice."""
+    if mode not in ("auto", "gg", "gns", "gnu"):
+        raise ValueError(f"supsup: mode must be auto, gg, gns or gnu, not {mode!r}")
+    if mode == "auto":
+        return "gg" if scenario == "task" else "gns"
+    if mode == "gg" and scenario != "task":
+        raise ValueError(f"supsup: mode=gg needs task labels at test time, which the {scenario!r} scenario does not "
+                         "give; use --scenario task, or mode=gns (infer the task) or mode=gnu")
+    return mode
+
+
+@register(
+    name="supsup",
+    family="architectural",
+    paper="Wortsman et al., Supermasks in Superposition, NeurIPS 2020, arXiv:2006.14769",
+    scenarios=("task", "domain", "class"),
+    hparams={
+        "mode": "auto",
+        "mask_mode": "threshold",
+        "sparsity": 0.5,
+        "extra_outputs": 90,
+        "inference": "oneshot",
+        "infer_per": "sample",
+        "gnu_threshold": 0.2,
+        "gnu_probe": 256,
+    },
+    # small data sets: the scores need larger steps to settle within a few epochs
+    per_benchmark={"split_digits": {"lr": 1e-2}, "permuted_digits": {"lr": 1e-2}},
+    summary="a bit-packed supermask per task over fixed random weights; task inferred by entropy gradients",
+)
+def build(ctx):
+    hp = ctx.hp
+    mode = resolve_mode(hp.mode, ctx.scenario)
+    model = build_supsup_network(ctx.model(multihead=False), mask_mode=hp.mask_mode, sparsity=hp.sparsity,
+                                 seed=ctx.seed, extra_outputs=hp.extra_outputs)
+    plugin = SupSupPlugin(
+        mode,
+        task_ids="labels" if ctx.scenario == "task" or mode == "gnu" else "experiences",
+        inference=hp.inference,
+        infer_per=hp.infer_per,
+        gnu_threshold=hp.gnu_threshold,
+        gnu_probe=hp.gnu_probe,
+    )
+    strategy = Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=[plugin]))
+    memory = model.memory_report()
+
+    def mlflow_params() -> dict:
+        return {
+            "supsup.mode": mode,
+            "supsup.bytes_per_task": memory["bytes_per_task"],
+            "supsup.mask_bytes_per_task": memory["mask_bytes_per_task"],
+            "supsup.bn_bytes_per_task": memory["bn_bytes_per_task"],
+            "supsup.float32_bytes_per_task_equivalent": memory["float32_bytes_per_task_equivalent"],
+            "supsup.compression_vs_float32": round(memory["float32_bytes_per_task_equivalent"]
+                                                   / max(memory["bytes_per_task"], 1), 2),
+        }
+
+    strategy.mlflow_params = mlflow_params
+    strategy.supsup = plugin
+    return strategy
