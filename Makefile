@@ -13,7 +13,7 @@ demo: setup
 	$(BIN)/avalanche-ext taxonomy --benchmark $(BENCHMARK) --seeds $(SEEDS)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
