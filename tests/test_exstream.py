@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import runpy
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from avalanche_ext.storage.exstream import ClusterStore, ExStreamBuffer
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def brute_nearest(points: np.ndarray) -> tuple[int, int, float]:
@@ -361,7 +357,7 @@ def test_online_stream_sees_every_sample_once_in_small_experiences():
         online_train_stream(stream, 0)
 
 
-# ------------------------------------------------------------ recipe and docs
+# ----------------------------------------------------------------- the recipe
 def test_recipe_runs_and_keeps_its_memory(tmp_path):
     from avalanche_ext.runner import RunConfig, run
 
@@ -378,9 +374,3 @@ def test_recipe_rejects_bad_settings(tmp_path):
         with pytest.raises(ValueError):
             run(RunConfig("exstream", benchmark="split_digits", scenario="class", overrides=overrides,
                           tracking_uri=f"sqlite:///{tmp_path}/m.db", progress=False, threads=1))
-
-
-def test_docs_example_runs(capsys):
-    runpy.run_path(str(ROOT / "docs" / "examples" / "exstream.py"), run_name="__main__")
-    out = capsys.readouterr().out
-    assert out.count("accuracy on all classes") == 5 and "stored vectors: 50 (max 50)" in out

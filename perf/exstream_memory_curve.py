@@ -1,0 +1,227 @@
+"""Accuracy vs memory size in streaming class-IL: ExStream vs reservoir vs class-balanced replay.
+
+The streaming protocol: each original experience is cut into online mini-experiences of
+``--experience-size`` samples (Avalanche's ``split_online_stream``); the model is trained
+once on each (every sample is seen once) with Avalanche's ``ReplayPlugin``, whose
+``storage_policy`` is the only thing that changes between the three buffers:
+
+* ``exstream``: :class:`avalanche_ext.storage.ExStreamBuffer` with ``k`` points per class;
+* ``reservoir``: Avalanche's ``ReservoirSamplingBuffer`` of ``10 k`` samples;
+* ``class_balanced``: Avalanche's ``ClassBalancedBuffer`` of ``10 k`` samples,
+  ``k`` per class (``adaptive_size=False``), reservoir sampling inside each class.
+
+All hold the same number of stored vectors at the end (``k`` per class, 10 classes).
+Accuracy is measured on the whole test set after the last experience.
+
+The model is an MLP 400-400 on the raw pixels, trained with Adam (lr 1e-3), 10 new and
+10 replayed samples per step. (The paper streams embeddings of a pretrained CNN; no
+pretrained network can be downloaded here, so this measures the pixel space.)
+
+Usage::
+
+    python perf/exstream_memory_curve.py --seeds 0 1 2 --threads 1
+    python perf/exstream_memory_curve.py --benchmarks split_mnist5k --per-class 2 20 --seeds 0  # quick
+
+Writes ``perf/results/exstream_memory_curve.json`` and
+``docs/methods/exstream_memory_curve.png`` (and prints a table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from avalanche_ext.benchmarks.online import online_train_stream  # noqa: E402
+
+BUFFERS = ("exstream", "reservoir", "class_balanced")
+
+
+def subsample(source, per_class_train: int, per_class_test: int, seed: int = 0):
+    """A stratified subsample of a Source (the same for every run)."""
+    from avalanche_ext.benchmarks.sources import Source
+
+    rng = np.random.RandomState(seed)
+
+    def pick(y: torch.Tensor, n: int) -> torch.Tensor:
+        idx = []
+        for c in torch.unique(y).tolist():
+            where = np.flatnonzero(y.numpy() == c)
+            idx.append(rng.choice(where, size=min(n, len(where)), replace=False))
+        return torch.as_tensor(np.sort(np.concatenate(idx)))
+
+    tr, te = pick(source.y_train, per_class_train), pick(source.y_test, per_class_test)
+    return Source(source.name + "-sub", source.x_train[tr], source.y_train[tr], source.x_test[te], source.y_test[te])
+
+
+def make_stream(name: str, seed: int, args):
+    from avalanche_ext.benchmarks import build_benchmark
+    from avalanche_ext.benchmarks.sources import LOADERS
+    from avalanche_ext.benchmarks.streams import split_stream
+
+    if name == "split_fmnist":
+        source = subsample(LOADERS["fmnist"](None), args.fmnist_train_per_class, args.fmnist_test_per_class)
+        return split_stream(source, name, "class", 5, seed)
+    return build_benchmark(name, "class", seed=seed)
+
+
+def make_buffer(kind: str, per_class: int, n_classes: int):
+    from avalanche.training.storage_policy import ClassBalancedBuffer, ReservoirSamplingBuffer
+
+    from avalanche_ext.storage import ExStreamBuffer
+
+    mem = per_class * n_classes
+    if kind == "exstream":
+        return ExStreamBuffer(mem, per_class=per_class)
+    if kind == "reservoir":
+        return ReservoirSamplingBuffer(mem)
+    if kind == "class_balanced":
+        return ClassBalancedBuffer(mem, adaptive_size=False, total_num_classes=n_classes)
+    raise ValueError(kind)
+
+
+def accuracy(model: torch.nn.Module, stream) -> float:
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for exp in stream.test_stream:
+            loader = torch.utils.data.DataLoader(exp.dataset.eval(), batch_size=1000)
+            for x, y, *_ in loader:
+                correct += int((model(x).argmax(1) == y).sum())
+                total += len(y)
+    model.train()
+    return correct / total
+
+
+def streaming_run(name: str, kind: str, per_class: int, seed: int, args) -> dict:
+    """Train once over the online stream with replay from ``kind``; return final accuracy."""
+    from avalanche.training import Naive
+    from avalanche.training.plugins import ReplayPlugin
+
+    from avalanche_ext.models import build_network
+
+    stream = make_stream(name, seed, args)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    import random
+
+    random.seed(seed)
+    model = build_network(stream.input_shape, stream.n_outputs, hidden=args.hidden, layers=2)
+    buffer = make_buffer(kind, per_class, stream.n_outputs)
+
+    class Replay(ReplayPlugin):
+        """Avalanche's replay, updating the buffer through ``post_adapt`` (not the deprecated ``update``)."""
+
+        def after_training_exp(self, strategy, **kwargs):
+            self.storage_policy.post_adapt(strategy, strategy.experience)
+
+    replay = Replay(mem_size=buffer.max_size, batch_size_mem=args.batch_size_mem, storage_policy=buffer)
+    strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=args.lr),
+                     criterion=torch.nn.CrossEntropyLoss(), train_mb_size=args.experience_size,
+                     train_epochs=1, eval_mb_size=1000, plugins=[replay], evaluator=None)
+    t0 = time.perf_counter()
+    n_mini = 0
+    for exp in online_train_stream(stream, args.experience_size, seed=seed):
+        strategy.train(exp)
+        n_mini += 1
+    train_s = time.perf_counter() - t0
+    return {"benchmark": name, "buffer": kind, "per_class": per_class, "seed": seed,
+            "acc": accuracy(model, stream), "train_s": train_s, "mini_experiences": n_mini,
+            "stored": len(buffer.buffer)}
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    benches = sorted({r["benchmark"] for r in results})
+    fig, axes = plt.subplots(1, len(benches), figsize=(5.2 * len(benches), 4), squeeze=False)
+    for ax, b in zip(axes[0], benches):
+        for kind, marker in zip(BUFFERS, "os^"):
+            rows = [r for r in results if r["benchmark"] == b and r["buffer"] == kind]
+            ks = sorted({r["per_class"] for r in rows})
+            if not ks:
+                continue
+            mean = [100 * np.mean([r["acc"] for r in rows if r["per_class"] == k]) for k in ks]
+            std = [100 * np.std([r["acc"] for r in rows if r["per_class"] == k]) for k in ks]
+            ax.errorbar(ks, mean, yerr=std, marker=marker, capsize=3, label=kind.replace("_", "-"))
+        n_seeds = len({r["seed"] for r in results if r["benchmark"] == b})
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ks = sorted({r["per_class"] for r in results if r["benchmark"] == b})
+        ax.set_xticks(ks)
+        ax.set_xticklabels([str(k) for k in ks])
+        ax.set_xlabel("memory: stored vectors per class")
+        ax.set_ylabel("final accuracy (%)")
+        ax.set_title(f"{b}, streaming class-IL ({n_seeds} seed{'s' * (n_seeds > 1)})")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--benchmarks", nargs="+", default=["split_mnist5k", "split_fmnist"])
+    p.add_argument("--per-class", nargs="+", type=int, default=[2, 5, 10, 20])
+    p.add_argument("--buffers", nargs="+", default=list(BUFFERS), choices=BUFFERS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--experience-size", type=int, default=10)
+    p.add_argument("--batch-size-mem", type=int, default=10)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--hidden", type=int, default=400)
+    p.add_argument("--fmnist-train-per-class", type=int, default=600)
+    p.add_argument("--fmnist-test-per-class", type=int, default=200)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=str(ROOT / "perf" / "results" / "exstream_memory_curve.json"),
+                   help="results (JSON); runs already in it are not repeated")
+    p.add_argument("--plot", default=str(ROOT / "docs" / "methods" / "exstream_memory_curve.png"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # ReplayPlugin calls buffer.update()
+    warnings.filterwarnings("ignore", message="No loggers specified")
+    json_path, png_path = Path(args.out), Path(args.plot)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    saved = json.loads(json_path.read_text()) if json_path.exists() else {"settings": {}, "runs": []}
+    results: list[dict] = saved["runs"]
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "plot")}
+    done = {(r["benchmark"], r["buffer"], r["per_class"], r["seed"]) for r in results}
+    for name in args.benchmarks:
+        for seed in args.seeds:
+            for k in args.per_class:
+                for kind in args.buffers:
+                    if (name, kind, k, seed) in done:
+                        continue
+                    r = streaming_run(name, kind, k, seed, args)
+                    results.append(r)
+                    print(f"{name:14s} {kind:15s} k={k:3d} seed={seed} acc={100 * r['acc']:.1f} "
+                          f"({r['train_s']:.0f}s, {r['mini_experiences']} mini-exps)", flush=True)
+                    json_path.write_text(json.dumps({"settings": settings, "runs": results}, indent=1))
+    print("\nmean final accuracy (%) +- std over seeds")
+    for name in sorted({r["benchmark"] for r in results}):
+        ks = sorted({r["per_class"] for r in results if r["benchmark"] == name})
+        print(f"{name}: " + "  ".join(f"k={k}" for k in ks))
+        for kind in BUFFERS:
+            cells = []
+            for k in ks:
+                accs = [r["acc"] for r in results if (r["benchmark"], r["buffer"], r["per_class"]) == (name, kind, k)]
+                cells.append(f"{100 * np.mean(accs):.1f}+-{100 * np.std(accs):.1f}(n={len(accs)})" if accs else "-")
+            print(f"  {kind:15s} " + "  ".join(cells))
+    plot(results, png_path)
+    print(f"wrote {json_path} and {png_path}")
+
+
+if __name__ == "__main__":
+    main()
