@@ -43,6 +43,24 @@ MASKED_LOGIT = -1e4
 _LOG_FLOOR = math.log(1e-12)
 
 
+def forward_by_task(module: MultiTaskModule, x: torch.Tensor, task_labels: Any, width: int) -> torch.Tensor:
+    """Run ``module.forward_single_task`` on the rows of each task; outputs of ``width`` columns.
+
+    Unlike ``MultiTaskModule.forward`` it needs no model adaptation to know the width.
+    ``task_labels`` is an int or one label per row.
+    """
+    if isinstance(task_labels, int):
+        return module.forward_single_task(x, task_labels)
+    task_labels = torch.as_tensor(task_labels, device=x.device)
+    if task_labels.dim() == 0:
+        return module.forward_single_task(x, int(task_labels))
+    out = x.new_zeros(x.shape[0], width)
+    for task in torch.unique(task_labels).tolist():
+        rows = task_labels == task
+        out[rows] = module.forward_single_task(x[rows], int(task))
+    return out
+
+
 class Ensemble(MultiTaskModule):
     """One member network per experience, picked by task label or combined.
 
@@ -146,16 +164,7 @@ class Ensemble(MultiTaskModule):
             return self.combined(x)
         if task_labels is None:
             raise ValueError("an Ensemble in task mode needs task labels")
-        if isinstance(task_labels, int):
-            return self.forward_single_task(x, task_labels)
-        task_labels = torch.as_tensor(task_labels, device=x.device)
-        if task_labels.dim() == 0:
-            return self.forward_single_task(x, int(task_labels))
-        out = x.new_zeros(x.shape[0], self.n_outputs)
-        for task in torch.unique(task_labels).tolist():
-            rows = task_labels == task
-            out[rows] = self.forward_single_task(x[rows], int(task))
-        return out
+        return forward_by_task(self, x, task_labels, self.n_outputs)
 
     def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
         if int(task_label) not in self.member_tasks:
@@ -203,4 +212,4 @@ class Ensemble(MultiTaskModule):
                                       error_msgs)
 
 
-__all__ = ["COMBINE_RULES", "Ensemble", "MODES"]
+__all__ = ["COMBINE_RULES", "Ensemble", "MODES", "forward_by_task"]

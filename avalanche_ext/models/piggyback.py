@@ -35,6 +35,7 @@ from avalanche.models import MultiTaskModule
 from torch import nn
 
 from avalanche_ext.functional.piggyback import binarize_ste, pack_bits, unpack_bits
+from avalanche_ext.models.ensemble import forward_by_task
 
 #: Parameterised layers Piggyback leaves unmasked but frozen (and in eval mode once frozen).
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
@@ -335,16 +336,7 @@ class PiggybackNet(MultiTaskModule):
         """Logits of width ``n_outputs``; ``task_labels`` is an int or one label per row."""
         if task_labels is None:
             raise ValueError("PiggybackNet needs task labels: they select the mask and the head")
-        if isinstance(task_labels, int):
-            return self.forward_single_task(x, task_labels)
-        task_labels = torch.as_tensor(task_labels, device=x.device)
-        if task_labels.dim() == 0:
-            return self.forward_single_task(x, int(task_labels))
-        out = x.new_zeros(x.shape[0], self.n_outputs)
-        for task in torch.unique(task_labels).tolist():
-            rows = task_labels == task
-            out[rows] = self.forward_single_task(x[rows], int(task))
-        return out
+        return forward_by_task(self, x, task_labels, self.n_outputs)
 
     def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
         task = int(task_label)
