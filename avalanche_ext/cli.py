@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--recipes", default=None, help="comma-separated subset")
     sp.add_argument("--scenarios", default=None, help="comma-separated subset of class,task,domain")
     sp.add_argument("--out", default=None, help="report folder (default reports/<benchmark>)")
-    sp.add_argument("--executor", default="process", choices=["serial", "process", "ray"])
+    sp.add_argument("--executor", default="process", choices=["serial", "process"])
     sp.add_argument("--workers", type=int, default=None)
     sp.add_argument("--progress", action="store_true", help="print per-epoch progress of every run")
     sp.add_argument("--resume", action="store_true", help="reuse the runs the report in --out already finished")

@@ -32,7 +32,7 @@ class TaxonomyConfig:
     tracking_uri: Optional[str] = None
     experiment: str = "avalanche-ext"
     out: Optional[str] = None
-    executor: str = "process"
+    executor: str = "process"  # "serial" or "process"
     workers: Optional[int] = None
     validation: bool = False
     progress: bool = False
@@ -162,10 +162,6 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
             run_serial(jobs, on_result)
         elif cfg.executor == "process":
             run_pool(jobs, on_result, workers=workers, threads=max(1, (__import__("os").cpu_count() or 1) // workers))
-        elif cfg.executor == "ray":
-            from .ray_executor import run_ray
-
-            run_ray(jobs, on_result)
         else:
             raise ValueError(f"unknown executor {cfg.executor!r}: use serial, process or ray")
     except BaseException:
