@@ -163,7 +163,7 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
         elif cfg.executor == "process":
             run_pool(jobs, on_result, workers=workers, threads=max(1, (__import__("os").cpu_count() or 1) // workers))
         else:
-            raise ValueError(f"unknown executor {cfg.executor!r}: use serial, process or ray")
+            raise ValueError(f"unknown executor {cfg.executor!r}: use serial or process")
     except BaseException:
         client.set_terminated(parent_id, "FAILED")
         raise
