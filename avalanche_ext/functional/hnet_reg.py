@@ -9,8 +9,8 @@ task :math:`T`, the hypernetwork is kept from changing them:
         \\big\\lVert h(e_t, \\Theta + \\Delta\\Theta) - \\Theta^*_t \\big\\rVert_2^2
 
 where :math:`\\Delta\\Theta` is zero, or with the *one-step lookahead* the (detached) step
-the optimizer would take on the task loss alone, so the regularizer corrects the direction of the coming
-update. The earlier embeddings :math:`e_t` are constants here.
+the optimizer would take on the task loss alone, so the regularizer corrects the direction
+of the coming update. The earlier embeddings :math:`e_t` are constants here.
 
 Paper: J. von Oswald, C. Henning, B. F. Grewe, J. Sacramento, *Continual learning with
 hypernetworks*, ICLR 2020, https://arxiv.org/abs/1906.00695 (Eq. 2).
@@ -79,8 +79,11 @@ def optimizer_step(
         beta1, beta2 = group["betas"]
         state = optimizer.state.get(param, {})
         step = float(state["step"]) + 1 if "step" in state else 1.0
-        m = state["exp_avg"] * beta1 + (1 - beta1) * grad if "exp_avg" in state else (1 - beta1) * grad
-        v = state["exp_avg_sq"] * beta2 + (1 - beta2) * grad * grad if "exp_avg_sq" in state else (1 - beta2) * grad * grad
+        m = (1 - beta1) * grad
+        v = (1 - beta2) * grad * grad
+        if "exp_avg" in state:
+            m = m + beta1 * state["exp_avg"]
+            v = v + beta2 * state["exp_avg_sq"]
         m_hat = m / (1 - beta1**step)
         v_hat = v / (1 - beta2**step)
         return -eta * m_hat / (v_hat.sqrt() + group["eps"])
