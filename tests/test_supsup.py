@@ -14,7 +14,7 @@ from torch import nn
 
 from avalanche_ext.benchmarks import build_benchmark
 from avalanche_ext.functional.supsup import (
-    binary_inference, binary_mask, oneshot_inference, pack_bits, straight_through_mask, unpack_bits,
+    binary_inference, binary_mask, exhaustive_inference, oneshot_inference, pack_bits, straight_through_mask, unpack_bits,
 )
 from avalanche_ext.models import build_network
 from avalanche_ext.models.supermask import SupSupNet, TaskBatchNorm, UnsupportedLayerError, build_supsup_network
@@ -119,7 +119,7 @@ def test_only_the_live_scores_are_parameters(split_task):
 
 
 # ----- task inference ------------------------------------------------------------------------
-@pytest.mark.parametrize("inference", ["oneshot", "binary"])
+@pytest.mark.parametrize("inference", ["oneshot", "binary", "exhaustive"])
 def test_inference_picks_the_right_mask_on_permuted_tasks(permuted, inference):
     torch.manual_seed(0)
     net = build_supsup_network(mlp(permuted, hidden=200), extra_outputs=90)
@@ -153,6 +153,7 @@ def test_oneshot_and_binary_find_the_mask_that_lowers_entropy():
         tasks, grad = oneshot_inference(superpose, 5, 8, per_sample)
         assert tasks.tolist() == [2] * 8
         assert binary_inference(superpose, 5, 8, per_sample).tolist() == [2] * 8
+        assert exhaustive_inference(lambda i: table[i], 5, per_sample).tolist() == [2] * 8
 
 
 # ----- GNu -------------------------------------------------------------------------------------

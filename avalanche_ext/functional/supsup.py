@@ -5,7 +5,8 @@
   gradient of the mask reach the scores unchanged.
 * :func:`pack_bits` / :func:`unpack_bits`: a boolean mask stored with one bit per weight.
 * :func:`oneshot_inference` / :func:`binary_inference`: which of ``k`` masks fits an input,
-  from the gradient of the output entropy with respect to the superposition weights.
+  from the gradient of the output entropy with respect to the superposition weights;
+  :func:`exhaustive_inference`: the same question answered by trying every mask.
 
 Paper: Wortsman, Ramanujan, Liu, Kembhavi, Rastegari, Yosinski, Farhadi, "Supermasks in
 Superposition", NeurIPS 2020, https://arxiv.org/abs/2006.14769.
@@ -168,7 +169,28 @@ def binary_inference(superpose: Superpose, n_tasks: int, batch_size: int, per_sa
     return tasks if per_sample else tasks.expand(batch_size)
 
 
+def exhaustive_inference(run_mask: Callable[[int], Tensor], n_tasks: int, per_sample: bool = True) -> Tensor:
+    """Try every mask and keep the one with the lowest output entropy (``k`` forward passes).
+
+    The exact criterion that :func:`oneshot_inference` approximates with one gradient. It
+    costs ``k`` forward passes but no superposition, so it also avoids the bias of the
+    linearisation when the tasks have disjoint label sets (class-incremental streams).
+
+    Args:
+        run_mask: ``i -> logits`` of the batch through mask ``i``.
+        n_tasks: ``k``.
+        per_sample: lowest entropy per sample (``True``) or lowest mean entropy for the batch.
+
+    Returns:
+        The inferred mask per sample, shape ``(B,)``.
+    """
+    if n_tasks < 1:
+        raise ValueError("task inference needs at least one learned mask")
+    h = torch.stack([entropy(run_mask(i)) for i in range(n_tasks)], dim=1)  # (B, k)
+    return h.argmin(dim=1) if per_sample else h.mean(dim=0).argmin().expand(h.shape[0])
+
+
 __all__ = [
-    "MaskMode", "binary_inference", "binary_mask", "entropy", "normalized_entropy", "oneshot_inference",
+    "MaskMode", "binary_inference", "exhaustive_inference", "binary_mask", "entropy", "normalized_entropy", "oneshot_inference",
     "pack_bits", "straight_through_mask", "unpack_bits",
 ]

@@ -8,7 +8,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metric_results import MetricValue
 
-from ..functional.supsup import binary_inference, normalized_entropy, oneshot_inference
+from ..functional.supsup import binary_inference, exhaustive_inference, normalized_entropy, oneshot_inference
 from ..models.supermask import SupSupNet
 
 Mode = Literal["gg", "gns", "gnu"]
@@ -35,7 +35,9 @@ class SupSupPlugin(SupervisedPlugin):
       \\mathcal{H}\\Big(f\\big(x;\\, W \\odot \\textstyle\\sum_j \\alpha_j M_j\\big)\\Big)
       \\Big|_{\\alpha_j = 1/k}$$
 
-    (``inference="binary"``: repeat, keeping the better half of the masks each time.)
+    (``inference="binary"``: repeat, keeping the better half of the masks each time;
+    ``inference="exhaustive"``: run every mask and take the lowest entropy, the exact
+    criterion the gradient approximates, at the cost of ``k`` forward passes.)
 
     Scenarios (``mode``):
 
@@ -79,7 +81,10 @@ class SupSupPlugin(SupervisedPlugin):
         task_ids: for ``gg``/``gns``, where the task identity comes from while training:
             ``"labels"`` (the experience's task label) or ``"experiences"`` (each training
             experience is a new task; ``gns`` only).
-        inference: ``"oneshot"`` (one gradient) or ``"binary"`` (``ceil(log2 k)`` gradients).
+        inference: ``"oneshot"`` (one gradient), ``"binary"`` (``ceil(log2 k)`` gradients) or
+            ``"exhaustive"`` (``k`` forward passes; the one that works when tasks have
+            disjoint label sets, as in class-incremental streams, where the one-shot
+            gradient tends to favour one mask for every input).
         infer_per: infer a task per test ``"sample"`` or one per test ``"batch"`` (the
             paper's protocol; needs batches drawn from one task, as Avalanche's
             experience-by-experience evaluation provides).
@@ -93,7 +98,7 @@ class SupSupPlugin(SupervisedPlugin):
         mode: Mode = "gns",
         *,
         task_ids: Literal["labels", "experiences"] = "labels",
-        inference: Literal["oneshot", "binary"] = "oneshot",
+        inference: Literal["oneshot", "binary", "exhaustive"] = "oneshot",
         infer_per: Literal["sample", "batch"] = "sample",
         gnu_threshold: float = 0.2,
         gnu_probe: int = 256,
@@ -106,8 +111,8 @@ class SupSupPlugin(SupervisedPlugin):
         if mode == "gg" and task_ids == "experiences":
             raise ValueError("mode 'gg' selects masks by the test task label, so task_ids must be 'labels'; "
                              "use mode='gns' to learn one mask per experience and infer the task at test")
-        if inference not in ("oneshot", "binary"):
-            raise ValueError(f"inference must be 'oneshot' or 'binary', not {inference!r}")
+        if inference not in ("oneshot", "binary", "exhaustive"):
+            raise ValueError(f"inference must be 'oneshot', 'binary' or 'exhaustive', not {inference!r}")
         if infer_per not in ("sample", "batch"):
             raise ValueError(f"infer_per must be 'sample' or 'batch', not {infer_per!r}")
         if not 0.0 < gnu_threshold < 1.0:
@@ -227,6 +232,9 @@ class SupSupPlugin(SupervisedPlugin):
         k = model.num_masks
         if k == 1:
             return torch.zeros(x.shape[0], dtype=torch.long)
+        if self.inference == "exhaustive":
+            with torch.no_grad():
+                return exhaustive_inference(lambda i: model(x, task=i), k, per_sample).cpu()
 
         def superpose(alphas: torch.Tensor) -> torch.Tensor:
             return model.superpose(x, alphas.to(x.device))

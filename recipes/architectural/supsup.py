@@ -6,7 +6,8 @@ kept as a bit-packed mask. Scenarios:
 
 * ``task``: GG, the test task label picks the mask (``mode=auto`` or ``gg``).
 * ``domain`` / ``class``: GNs, every training experience gets a new mask and the task is
-  inferred at test by one-shot entropy-gradient inference (``mode=auto`` or ``gns``).
+  inferred at test from the output entropy (``mode=auto`` or ``gns``): one-shot gradient
+  inference on ``domain`` streams, every mask tried (``exhaustive``) on ``class`` streams.
 * any scenario with ``mode=gnu``: no task identity at all; a new mask is allocated when
   no learned mask is confident on the new experience.
 """
@@ -30,6 +31,16 @@ def resolve_mode(mode: str, scenario: str) -> str:
     return mode
 
 
+def resolve_inference(inference: str, scenario: str) -> str:
+    """``auto`` -> ``exhaustive`` on class-incremental streams (tasks with disjoint label sets, where
+    the one-shot gradient tends to pick one mask for every input), ``oneshot`` elsewhere."""
+    if inference not in ("auto", "oneshot", "binary", "exhaustive"):
+        raise ValueError(f"supsup: inference must be auto, oneshot, binary or exhaustive, not {inference!r}")
+    if inference == "auto":
+        return "exhaustive" if scenario == "class" else "oneshot"
+    return inference
+
+
 @register(
     name="supsup",
     family="architectural",
@@ -40,14 +51,14 @@ def resolve_mode(mode: str, scenario: str) -> str:
         "mask_mode": "threshold",
         "sparsity": 0.5,
         "extra_outputs": 90,
-        "inference": "oneshot",
+        "inference": "auto",
         "infer_per": "sample",
         "gnu_threshold": 0.2,
         "gnu_probe": 256,
     },
     # small data sets: the scores need larger steps to settle within a few epochs
     per_benchmark={"split_digits": {"lr": 1e-2}, "permuted_digits": {"lr": 1e-2}},
-    summary="a bit-packed supermask per task over fixed random weights; task inferred by entropy gradients",
+    summary="a bit-packed supermask per task over fixed random weights; the task is inferred from output entropy",
 )
 def build(ctx):
     hp = ctx.hp
@@ -57,7 +68,7 @@ def build(ctx):
     plugin = SupSupPlugin(
         mode,
         task_ids="labels" if ctx.scenario == "task" or mode == "gnu" else "experiences",
-        inference=hp.inference,
+        inference=resolve_inference(hp.inference, ctx.scenario),
         infer_per=hp.infer_per,
         gnu_threshold=hp.gnu_threshold,
         gnu_probe=hp.gnu_probe,
@@ -68,6 +79,7 @@ def build(ctx):
     def mlflow_params() -> dict:
         return {
             "supsup.mode": mode,
+            "supsup.inference": plugin.inference,
             "supsup.bytes_per_task": memory["bytes_per_task"],
             "supsup.mask_bytes_per_task": memory["mask_bytes_per_task"],
             "supsup.bn_bytes_per_task": memory["bn_bytes_per_task"],
