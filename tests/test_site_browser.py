@@ -35,7 +35,7 @@ def site_url(tmp_path_factory):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
-@pytest.mark.parametrize("page", ["", "methods/supsup/", "methods/ewc/"])
+@pytest.mark.parametrize("page", ["", "methods/ewc/", "results/split_mnist5k/results/"])
 def test_page_loads_without_console_errors(site_url, page, tmp_path):
     shot = tmp_path / "page.png"
     proc = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900",
