@@ -318,13 +318,13 @@ def test_model_size_constant_while_pnn_grows(task_stream, domain_stream):
 def test_state_round_trip_continues_identically(domain_stream, task_stream, tmp_path):
     for stream in (domain_stream, task_stream):
         torch.manual_seed(1)
-        original = make_strategy(stream, gamma=0.7)
+        original = make_strategy(stream, gamma=0.7, hidden=16)
         for exp in stream.train_stream[:2]:
             original.train(exp)
         path = tmp_path / "pnc.pt"
         torch.save(original.state_dict(), path)
         torch.manual_seed(123)
-        restored = make_strategy(stream, gamma=0.2, progress_epochs=3, ewc_lambda=1.0)
+        restored = make_strategy(stream, gamma=0.2, progress_epochs=3, ewc_lambda=1.0, hidden=16)
         for exp in stream.train_stream[:2]:  # same heads as the original
             avalanche_model_adaptation(restored.model, exp)
         restored.load_state_dict(torch.load(path, weights_only=False))

@@ -3,17 +3,17 @@
 Elastic Weight Consolidation keeps, for every past task, a diagonal Fisher information
 matrix and the parameters reached on that task, and pulls the network back towards them
 with a quadratic penalty. Its memory and compute grow with the number of tasks. Online
-EWC keeps a *single* Fisher estimate, decayed by :math:`\\gamma` and refreshed after each
+EWC keeps a *single* Fisher estimate, decayed by $\\gamma$ and refreshed after each
 task, and a single anchor (the latest parameters):
 
-.. math::
+$$
+F^* \\leftarrow \\gamma F^* + \\operatorname{norm}(F_t), \\qquad
+\\theta^* \\leftarrow \\theta_t, \\qquad
+\\mathcal{R}(\\theta) = \\tfrac{1}{2} \\sum_i F^*_i (\\theta_i - \\theta^*_i)^2 .
+$$
 
-    F^* \\leftarrow \\gamma F^* + \\operatorname{norm}(F_t), \\qquad
-    \\theta^* \\leftarrow \\theta_t, \\qquad
-    \\mathcal{R}(\\theta) = \\tfrac{1}{2} \\sum_i F^*_i (\\theta_i - \\theta^*_i)^2 .
-
-:math:`F_t` is the diagonal empirical Fisher of the task just learned,
-:math:`F_{t,i} = \\mathbb{E}_{(x, y)} [(\\partial_{\\theta_i} \\log p_\\theta(y \\mid x))^2]`, computed
+$F_t$ is the diagonal empirical Fisher of the task just learned,
+$F_{t,i} = \\mathbb{E}_{(x, y)} [(\\partial_{\\theta_i} \\log p_\\theta(y \\mid x))^2]$, computed
 from per-sample gradients. Progress & Compress normalises each task's Fisher before adding
 it, so that tasks fitted to very different losses weigh alike; ``norm`` here divides by the
 largest entry (``"max"``, the default), by the mean entry (``"mean"``), or not at all
@@ -29,7 +29,7 @@ Example:
     >>> ewc = OnlineEWC(gamma=0.9)
     >>> data = [(torch.randn(8, 3), torch.randint(0, 2, (8,)))]
     >>> ewc.consolidate(net, empirical_fisher(net, data))
-    >>> float(ewc.penalty(net.named_parameters()))  # zero at the anchor
+    >>> float(ewc.penalty(net.named_parameters()).detach())  # zero at the anchor
     0.0
 """
 
@@ -84,7 +84,7 @@ def empirical_fisher(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
     device: str | torch.device = "cpu",
 ) -> dict[str, torch.Tensor]:
-    """Diagonal empirical Fisher :math:`\\mathbb{E}[(\\nabla_\\theta \\ell(x, y))^2]` from per-sample gradients.
+    """Diagonal empirical Fisher $\\mathbb{E}[(\\nabla_\\theta \\ell(x, y))^2]$ from per-sample gradients.
 
     The model runs in evaluation mode (no dropout, frozen batch-norm statistics) and is
     restored to its previous mode afterwards. Parameters that receive no gradient (e.g.
@@ -135,7 +135,7 @@ def ewc_penalty(
     fisher: Mapping[str, torch.Tensor],
     anchor: Mapping[str, torch.Tensor],
 ) -> torch.Tensor:
-    """:math:`\\tfrac{1}{2} \\sum_i F_i (\\theta_i - \\theta^*_i)^2` over the parameters that have a Fisher.
+    """$\\tfrac{1}{2} \\sum_i F_i (\\theta_i - \\theta^*_i)^2$ over the parameters that have a Fisher.
 
     Parameters without an entry (created after the last consolidation, e.g. a new head)
     are free. A parameter whose shape changed since then raises ``ValueError``.
@@ -156,11 +156,11 @@ def ewc_penalty(
 
 
 class OnlineEWC:
-    """State of online EWC: the running Fisher :math:`F^*`, the anchor :math:`\\theta^*` and their updates.
+    """State of online EWC: the running Fisher $F^*$, the anchor $\\theta^*$ and their updates.
 
     Args:
         gamma: decay of the old Fisher, in ``[0, 1]`` (``1``: plain sum, ``0``: latest task only).
-        normalize: how each task's Fisher is normalised before it is added (see :func:`normalize_fisher`).
+        normalize: how each task's Fisher is normalised before it is added (see ``normalize_fisher``).
     """
 
     def __init__(self, gamma: float = 1.0, normalize: str = "max"):
@@ -180,7 +180,7 @@ class OnlineEWC:
         return self.n_updates > 0
 
     def update_fisher(self, task_fisher: Mapping[str, torch.Tensor]) -> None:
-        """:math:`F^* \\leftarrow \\gamma F^* + \\operatorname{norm}(F_t)`; new parameters start from zero."""
+        """$F^* \\leftarrow \\gamma F^* + \\operatorname{norm}(F_t)$; new parameters start from zero."""
         new = normalize_fisher(task_fisher, self.normalize)
         merged: dict[str, torch.Tensor] = {}
         for name, f in new.items():
@@ -193,7 +193,7 @@ class OnlineEWC:
         self.fisher = merged
 
     def set_anchor(self, named_params: Iterable[tuple[str, torch.Tensor]]) -> None:
-        """:math:`\\theta^* \\leftarrow \\theta` (detached copies)."""
+        """$\\theta^* \\leftarrow \\theta$ (detached copies)."""
         self.anchor = {n: p.detach().clone() for n, p in named_params}
 
     def consolidate(self, model: nn.Module, task_fisher: Mapping[str, torch.Tensor]) -> None:
@@ -203,7 +203,7 @@ class OnlineEWC:
         self.n_updates += 1
 
     def penalty(self, named_params: Iterable[tuple[str, torch.Tensor]]) -> torch.Tensor:
-        """:math:`\\tfrac{1}{2} \\sum_i F^*_i (\\theta_i - \\theta^*_i)^2` (zero before the first consolidation)."""
+        """$\\tfrac{1}{2} \\sum_i F^*_i (\\theta_i - \\theta^*_i)^2$ (zero before the first consolidation)."""
         return ewc_penalty(named_params, self.fisher, self.anchor)
 
     def n_bytes(self) -> int:

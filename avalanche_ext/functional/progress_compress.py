@@ -3,13 +3,13 @@
 During the compress phase the knowledge base (KB) learns to reproduce the active column's
 (AC) predictions on the current task while online EWC keeps it close to what it knew:
 
-.. math::
+$$
+\\mathcal{L}_{\\text{compress}}(\\theta^{KB}) =
+\\mathbb{E}_x \\big[ \\mathrm{KL}\\big(\\pi^{AC}(\\cdot \\mid x) \\,\\|\\, \\pi^{KB}(\\cdot \\mid x)\\big) \\big]
++ \\tfrac{\\lambda}{2} \\sum_i F^*_i (\\theta^{KB}_i - \\theta^*_i)^2 ,
+$$
 
-    \\mathcal{L}_{\\text{compress}}(\\theta^{KB}) =
-    \\mathbb{E}_x \\big[ \\mathrm{KL}\\big(\\pi^{AC}(\\cdot \\mid x) \\,\\|\\, \\pi^{KB}(\\cdot \\mid x)\\big) \\big]
-    + \\tfrac{\\lambda}{2} \\sum_i F^*_i (\\theta^{KB}_i - \\theta^*_i)^2 ,
-
-with :math:`\\mathrm{KL}(p \\| q) = \\sum_y p(y) (\\log p(y) - \\log q(y))` and both
+with $\\mathrm{KL}(p \\| q) = \\sum_y p(y) (\\log p(y) - \\log q(y))$ and both
 distributions the softmax of the logits. The AC is the (fixed) teacher: no gradient reaches it.
 
 Paper: Schwarz et al., *Progress & Compress: A scalable framework for continual learning*,
@@ -27,7 +27,7 @@ from .online_ewc import OnlineEWC
 
 
 def distillation_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of :math:`\\mathrm{KL}(\\mathrm{softmax}(t) \\| \\mathrm{softmax}(s))`; the teacher is detached.
+    """Mean over the batch of $\\mathrm{KL}(\\mathrm{softmax}(t) \\| \\mathrm{softmax}(s))$; the teacher is detached.
 
     Masked units (a very negative logit in both, as Avalanche's multi-head classifiers
     produce) contribute zero.
@@ -53,7 +53,7 @@ def compress_loss(
         kb_logits: the knowledge base's logits on the same mini-batch (student).
         kb_named_params: the knowledge base's named parameters.
         ewc: the online-EWC state of the knowledge base.
-        ewc_lambda: weight :math:`\\lambda` of the penalty.
+        ewc_lambda: weight $\\lambda$ of the penalty.
 
     Returns:
         ``(loss, kl, penalty)`` with ``loss = kl + ewc_lambda * penalty``.

@@ -3,20 +3,20 @@
 Progress & Compress keeps two copies of the user's network ("column"). The *knowledge
 base* (KB) accumulates everything learned so far; the *active column* (AC) learns the
 current task and reads the KB through layer-wise lateral adaptors, so that what the KB
-knows can speed up the new task. For every adapted layer :math:`i` of the AC,
+knows can speed up the new task. For every adapted layer $i$ of the AC,
 
-.. math::
+$$
+h^{AC}_i = \\sigma\\big(W_i h^{AC}_{i-1} + b_i
++ \\alpha_i \\odot U_i\\, \\sigma(V_i h^{KB}_{i-1} + c_i)\\big),
+$$
 
-    h^{AC}_i = \\sigma\\big(W_i h^{AC}_{i-1} + b_i
-    + \\alpha_i \\odot U_i\\, \\sigma(V_i h^{KB}_{i-1} + c_i)\\big),
-
-where :math:`h^{KB}_{i-1}` is the input the KB's layer :math:`i` received on the same
-example, :math:`V_i, c_i` a projection to ``width`` units, :math:`U_i` a map to layer
-:math:`i`'s output (a convolution with layer :math:`i`'s kernel, stride and padding for
-``Conv2d`` layers) and :math:`\\alpha_i` a learned per-unit scale initialised to small random
+where $h^{KB}_{i-1}$ is the input the KB's layer $i$ received on the same
+example, $V_i, c_i$ a projection to ``width`` units, $U_i$ a map to layer
+$i$'s output (a convolution with layer $i$'s kernel, stride and padding for
+``Conv2d`` layers) and $\\alpha_i$ a learned per-unit scale initialised to small random
 values. The first layer reads the raw input in both columns, so it has no adaptor.
 
-:class:`ProgressCompressNet` builds both columns from any ``nn.Module`` whose ``Linear`` /
+``ProgressCompressNet`` builds both columns from any ``nn.Module`` whose ``Linear`` /
 ``Conv2d`` layers are each called once per forward pass (an MLP, a small CNN, Avalanche's
 ``MultiHeadClassifier`` heads...). It wires the adaptors with forward hooks, so the user's
 module is used unchanged; heads that Avalanche adds for new tasks get their adaptor when
@@ -55,16 +55,16 @@ COLUMNS = ("kb", "ac")
 
 
 class LateralAdaptor(nn.Module):
-    """:math:`\\alpha \\odot U \\sigma(V h^{KB} + c)` for one layer of the active column.
+    """$\\alpha \\odot U \\sigma(V h^{KB} + c)$ for one layer of the active column.
 
     It also carries the two forward hooks that wire it: ``_record`` on the KB's layer keeps
     that layer's input, ``_inject`` on the AC's layer adds the adaptor's output to the AC
-    layer's output. Both do nothing unless the owning :class:`ProgressCompressNet` armed
+    layer's output. Both do nothing unless the owning ``ProgressCompressNet`` armed
     them for an AC forward pass.
 
     Args:
         layer: the AC layer (``nn.Linear`` or ``nn.Conv2d``) the adaptor feeds.
-        width: units (channels) of the hidden projection :math:`V`.
+        width: units (channels) of the hidden projection $V$.
     """
 
     def __init__(self, layer: nn.Module, width: int):
@@ -95,7 +95,7 @@ class LateralAdaptor(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Fresh random :math:`V, c, U` and :math:`\\alpha \\sim \\mathcal{U}(0, 0.1)`."""
+        """Fresh random $V, c, U$ and $\\alpha \\sim \\mathcal{U}(0, 0.1)$."""
         self.V.reset_parameters()
         self.U.reset_parameters()
         with torch.no_grad():
@@ -131,7 +131,7 @@ class LateralAdaptor(nn.Module):
 
 
 class _Columns(DynamicModule):
-    """Holds the two columns; :class:`ProgressCompressNet` adapts them itself, in order."""
+    """Holds the two columns; ``ProgressCompressNet`` adapts them itself, in order."""
 
     def __init__(self, kb: nn.Module, ac: nn.Module):
         super().__init__(auto_adapt=False)
@@ -166,12 +166,12 @@ class ProgressCompressNet(MultiTaskModule):
     both work: a multi-task column receives the task labels, a plain one ignores them.
 
     Args:
-        column: the network of one column (e.g. :func:`~avalanche_ext.models.build_network`).
+        column: the network of one column (e.g. ``avalanche_ext.models.build_network``).
         lateral: which AC layers get an adaptor: ``"auto"`` (every ``Linear``/``Conv2d`` layer
             except the first, which reads the raw input; heads added later included), or a
             sequence of module names of ``column`` (a name also covers the layers under it,
             so ``"classifier"`` covers every head); ``()`` gives no adaptor at all.
-        adaptor_width: units of each adaptor's projection :math:`V`; ``None`` uses
+        adaptor_width: units of each adaptor's projection $V$; ``None`` uses
             ``min(fan_in, fan_out)`` of the layer it feeds (square for hidden layers, narrow
             for heads, so a new head adds few parameters).
 
@@ -262,7 +262,7 @@ class ProgressCompressNet(MultiTaskModule):
     def attach_adaptors(self) -> list[str]:
         """Give every adapted AC layer its adaptor and hooks; returns the layers that got a new adaptor.
 
-        Called by :meth:`adaptation`; call it yourself after changing the columns by hand.
+        Called by ``adaptation``; call it yourself after changing the columns by hand.
         """
         created = []
         kb_modules = dict(self.kb.named_modules())
@@ -349,7 +349,7 @@ class ProgressCompressNet(MultiTaskModule):
                 a._armed, a._kb_input = False, None
 
     def forward(self, x: torch.Tensor, task_labels: Union[None, int, torch.Tensor] = None) -> torch.Tensor:
-        """The output of the column chosen by :meth:`use` (the KB by default).
+        """The output of the column chosen by ``use`` (the KB by default).
 
         A multi-task column gets the batch split by task label (one head per task); a
         single-head column ignores ``task_labels``.

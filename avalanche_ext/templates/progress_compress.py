@@ -7,17 +7,21 @@ AC on the same data, held back by online EWC; the AC is then re-initialised and 
 Fisher information and parameters are consolidated. The KB is the model that is
 evaluated, so the network size stays constant however many tasks arrive.
 
-.. math::
+$$
+\\text{progress:}\\quad \\min_{\\theta^{AC}, \\text{adaptors}}\\;
+    \\mathbb{E}_{(x, y)}\\, \\ell\\big(f^{AC}(x; \\theta^{KB}), y\\big)
+$$
 
-    \\text{progress:}\\quad \\min_{\\theta^{AC}, \\text{adaptors}}\\;
-        \\mathbb{E}_{(x, y)}\\, \\ell\\big(f^{AC}(x; \\theta^{KB}), y\\big)
+$$
+\\text{compress:}\\quad \\min_{\\theta^{KB}}\\;
+    \\mathbb{E}_x\\, \\mathrm{KL}\\big(\\pi^{AC}(\\cdot \\mid x) \\,\\|\\, \\pi^{KB}(\\cdot \\mid x)\\big)
+    + \\tfrac{\\lambda}{2} \\sum_i F^*_i (\\theta^{KB}_i - \\theta^*_i)^2
+$$
 
-    \\text{compress:}\\quad \\min_{\\theta^{KB}}\\;
-        \\mathbb{E}_x\\, \\mathrm{KL}\\big(\\pi^{AC}(\\cdot \\mid x) \\,\\|\\, \\pi^{KB}(\\cdot \\mid x)\\big)
-        + \\tfrac{\\lambda}{2} \\sum_i F^*_i (\\theta^{KB}_i - \\theta^*_i)^2
-
-    \\text{after the task:}\\quad F^* \\leftarrow \\gamma F^* + \\operatorname{norm}(F_t),\\;
-        \\theta^* \\leftarrow \\theta^{KB},\\; \\theta^{AC} \\leftarrow \\text{random}
+$$
+\\text{after the task:}\\quad F^* \\leftarrow \\gamma F^* + \\operatorname{norm}(F_t),\\;
+    \\theta^* \\leftarrow \\theta^{KB},\\; \\theta^{AC} \\leftarrow \\text{random}
+$$
 
 Why a template and not a plugin: the phases change what the training loop does, not only
 what it adds. Each phase trains a different set of parameters with its own optimizer, and
@@ -28,8 +32,8 @@ else (data loading, plugins, metrics, periodic evaluation) is Avalanche's.
 Phases are visible to metrics and loggers: at the end of every epoch the template
 publishes ``PnC_Loss_Epoch/<phase>_phase/train_stream`` (and, in the compress phase,
 ``PnC_KL_Epoch/...`` and ``PnC_EWC_Epoch/...``) through the evaluator, and after every
-experience ``PnC_Epochs/<phase>_phase/train_stream``; the attributes :attr:`phase`,
-:attr:`phase_epoch` and :attr:`phase_log` hold the same information.
+experience ``PnC_Epochs/<phase>_phase/train_stream``; the attributes ``phase``,
+``phase_epoch`` and ``phase_log`` hold the same information.
 
 Paper: Schwarz, Luketina, Czarnecki, Grabska-Barwinska, Teh, Pascanu, Hadsell,
 *Progress & Compress: A scalable framework for continual learning*, ICML 2018,
@@ -69,20 +73,20 @@ class ProgressCompress(SupervisedTemplate):
     """Progress & Compress: train an active column, distil it into a knowledge base, reset it.
 
     Args:
-        model: a :class:`~avalanche_ext.models.progress_compress.ProgressCompressNet`
+        model: a ``avalanche_ext.models.progress_compress.ProgressCompressNet``
             wrapping the user's column network.
         optimizer: an optimizer instance; its class and settings (``defaults``) are reused to
             build a fresh optimizer over the parameters of each phase.
         progress_epochs: epochs of the progress phase per experience (>= 1).
         compress_epochs: epochs of the compress phase per experience (>= 1).
-        ewc_lambda: weight :math:`\\lambda` of the online-EWC penalty on the KB (>= 0).
-        gamma: decay :math:`\\gamma` of the running Fisher, in ``[0, 1]``.
+        ewc_lambda: weight $\\lambda$ of the online-EWC penalty on the KB (>= 0).
+        gamma: decay $\\gamma$ of the running Fisher, in ``[0, 1]``.
         normalize: normalisation of each task's Fisher: ``"max"``, ``"mean"`` or ``"none"``.
         fisher_samples: samples of the experience used for the Fisher (``None``: all).
         reset_adaptors: also re-initialise the lateral adaptors after each task (by default
             they are kept: they describe how to read the KB, which persists).
         criterion: loss of the progress phase (cross-entropy by default).
-        **kwargs: the other :class:`~avalanche.training.templates.SupervisedTemplate`
+        **kwargs: the other ``avalanche.training.templates.SupervisedTemplate``
             arguments (``train_mb_size``, ``eval_mb_size``, ``device``, ``plugins``,
             ``evaluator``, ``eval_every``...). ``train_epochs`` is not accepted: it is
             ``progress_epochs + compress_epochs``.
@@ -172,7 +176,7 @@ class ProgressCompress(SupervisedTemplate):
         return self.ewc.normalize
 
     def make_optimizer(self, **kwargs: Any) -> None:
-        """Nothing to do here: each phase builds its own optimizer (see :meth:`_enter_phase`)."""
+        """Nothing to do here: each phase builds its own optimizer (see ``_enter_phase``)."""
 
     def _enter_phase(self, phase: str) -> None:
         net: ProgressCompressNet = self.model
@@ -314,7 +318,7 @@ class ProgressCompress(SupervisedTemplate):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`; the model must already have the same heads (adapt it first)."""
+        """Restore ``state_dict``; the model must already have the same heads (adapt it first)."""
         config = dict(state["config"])
         for key in ("progress_epochs", "compress_epochs"):
             if int(config[key]) < 1:

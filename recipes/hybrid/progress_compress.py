@@ -27,7 +27,7 @@ def parse_lateral(text: str):
     scenarios=("task", "domain", "class"),
     hparams={
         "compress_epochs": 2,
-        "ewc_lambda": 1000.0,
+        "ewc_lambda": 100.0,
         "gamma": 1.0,
         "normalize": "max",
         "fisher_samples": None,
@@ -35,7 +35,7 @@ def parse_lateral(text: str):
         "lateral": "auto",
         "adaptor_width": 0,
     },
-    per_benchmark={},
+    per_benchmark={"permuted_mnist5k": {"compress_epochs": 4, "ewc_lambda": 30.0}},
     summary="active column with lateral adaptors (progress), distilled into a knowledge base under online EWC (compress)",
 )
 def build(ctx):
