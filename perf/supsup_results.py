@@ -2,7 +2,8 @@
 
 Runs ``avalanche-ext``'s runner for each setting and prints one row per setting: mean and
 standard deviation over seeds of average accuracy, forgetting and SupSup's task-inference
-accuracy (read back from the MLflow run, where the plugin publishes it).
+accuracy (read back from the MLflow run, where the plugin publishes it, as it does the
+number of masks).
 
 Usage:
     python perf/supsup_results.py --seeds 0 1 2 --threads 1 --tracking-uri sqlite:////tmp/supsup.db
@@ -25,20 +26,20 @@ SETTINGS = {
     "gg_split": ("supsup", "split_mnist5k", "task", None, {}),
     "gg_permuted": ("supsup", "permuted_mnist5k", "task", 10, {}),
     "gns_permuted": ("supsup", "permuted_mnist5k", "domain", 10, {}),
-    "gns_split_class": ("supsup", "split_mnist5k", "class", None, {}),
+    "gns_split_class": ("supsup", "split_mnist5k", "class", None, {}),  # inference=auto -> exhaustive
     "gns_split_class_batch": ("supsup", "split_mnist5k", "class", None, {"infer_per": "batch"}),
-    "gns_split_class_exhaustive": ("supsup", "split_mnist5k", "class", None, {"inference": "exhaustive"}),
-    "gns_split_class_exhaustive_batch": ("supsup", "split_mnist5k", "class", None,
-                                         {"inference": "exhaustive", "infer_per": "batch"}),
+    "gns_split_class_oneshot": ("supsup", "split_mnist5k", "class", None, {"inference": "oneshot"}),
+    "gns_split_class_oneshot_batch": ("supsup", "split_mnist5k", "class", None,
+                                      {"inference": "oneshot", "infer_per": "batch"}),
     "naive_split_class": ("naive", "split_mnist5k", "class", None, {}),
+    "gnu_permuted": ("supsup", "permuted_mnist5k", "domain", 10, {"mode": "gnu"}),
 }
 
 
-def task_inference_acc(tracking_uri: str, run_id: str) -> float | None:
+def last_metric(tracking_uri: str, run_id: str, name: str) -> float | None:
     from mlflow.tracking import MlflowClient
 
-    history = MlflowClient(tracking_uri=tracking_uri).get_metric_history(
-        run_id, "TaskInference_Acc_Stream/eval_phase/test_stream")
+    history = MlflowClient(tracking_uri=tracking_uri).get_metric_history(run_id, name)
     return max(history, key=lambda m: (m.step, m.timestamp)).value if history else None
 
 
@@ -62,10 +63,13 @@ def main() -> None:
             res = run(RunConfig(recipe=recipe, benchmark=bench, scenario=scenario, seed=seed, n_experiences=n_exp,
                                 epochs=args.epochs, overrides=over, tracking_uri=args.tracking_uri,
                                 progress=False, threads=args.threads))
-            inf = task_inference_acc(args.tracking_uri, res["mlflow_run_id"]) if recipe == "supsup" else None
+            inf = masks = None
+            if recipe == "supsup":
+                inf = last_metric(args.tracking_uri, res["mlflow_run_id"], "TaskInference_Acc_Stream/eval_phase/test_stream")
+                masks = last_metric(args.tracking_uri, res["mlflow_run_id"], "SupSup_Masks/train_phase")
             rows.append((res["acc"], res["forgetting"], inf))
             print(json.dumps({"setting": name, "seed": seed, "acc": res["acc"], "forgetting": res["forgetting"],
-                              "task_inference_acc": inf, "train_s": round(res["train_s"], 1),
+                              "task_inference_acc": inf, "masks": masks, "train_s": round(res["train_s"], 1),
                               "wall_s": round(time.perf_counter() - t0, 1)}), flush=True)
 
         def stat(i: int) -> str:

@@ -56,7 +56,8 @@ class SupSupPlugin(SupervisedPlugin):
     task, over the experiences learned so far) is published as the metrics
     ``TaskInference_Acc_Exp/eval_phase/<stream>/ExpNNN`` and
     ``TaskInference_Acc_Stream/eval_phase/<stream>``; the last value is
-    :attr:`last_task_inference_acc`.
+    :attr:`last_task_inference_acc`. The number of masks after each training experience
+    is published as ``SupSup_Masks/train_phase``.
 
     The model must be a :class:`~avalanche_ext.models.supermask.SupSupNet` (build it with
     :func:`~avalanche_ext.models.supermask.build_supsup_network`). Its only parameters are
@@ -195,9 +196,11 @@ class SupSupPlugin(SupervisedPlugin):
             strategy.model.use_task(self._slot)
 
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        model = self._model(strategy)
         if self._slot is not None:
-            self._model(strategy).freeze_task()
+            model.freeze_task()
             self._slot = None
+        self._publish(strategy, "SupSup_Masks/train_phase", float(model.num_masks))
 
     @staticmethod
     def _experience_id(experience: Any, strategy: Any) -> int:
