@@ -12,7 +12,9 @@ and per-epoch batch order. The runs:
   ``hypnettorch.utils.hnet_regularizer.calc_fix_target_reg`` in the same loop, with the
   hypernetwork as its constructor initialises it, and ``hypnettorch/loop+hyperfan`` after
   its ``apply_chunked_hyperfan_init(mnet=mnet)`` (the initialisation it recommends for
-  chunked hypernetworks).
+  chunked hypernetworks), and ``hypnettorch/loop+ours-init`` started from exactly the
+  initial parameters of ``ours/loop`` (copied): the same computation, so the accuracies
+  should agree closely and the times compare the implementations alone.
 
 Both loops use a fresh Adam per task over the shared parameters and the current task's
 embedding. Prints average accuracy, forgetting and training time (wall and CPU) of each,
@@ -115,13 +117,8 @@ def train_loop(train, test, *, params_for_task, loss_for_batch, predict, epochs,
 
 def run_ours_loop(stream, train, test, hp, seed) -> dict[str, Any]:
     from avalanche_ext.functional.hnet_reg import hnet_output_regularizer, store_targets
-    from avalanche_ext.models import HyperNetClassifier, build_network
 
-    torch.manual_seed(seed)
-    target = build_network(stream.input_shape, stream.n_outputs, hidden=hp.hidden, layers=hp.layers)
-    model = HyperNetClassifier(target, embedding_dim=hp.embedding_dim, chunk_size=hp.chunk_size,
-                               chunk_embedding_dim=hp.chunk_embedding_dim, hidden=list(hp.hnet_hidden),
-                               activation=hp.hnet_activation)
+    model = our_model(stream, hp, seed)
     state: dict[str, Any] = {"targets": {}, "learned": []}
 
     def before_task(index, t):
@@ -148,6 +145,46 @@ def run_ours_loop(stream, train, test, hp, seed) -> dict[str, Any]:
                       before_task=before_task)
 
 
+def our_model(stream, hp, seed: int):
+    from avalanche_ext.models import HyperNetClassifier, build_network
+
+    torch.manual_seed(seed)
+    target = build_network(stream.input_shape, stream.n_outputs, hidden=hp.hidden, layers=hp.layers)
+    return HyperNetClassifier(target, embedding_dim=hp.embedding_dim, chunk_size=hp.chunk_size,
+                              chunk_embedding_dim=hp.chunk_embedding_dim, hidden=list(hp.hnet_hidden),
+                              activation=hp.hnet_activation)
+
+
+@torch.no_grad()
+def copy_our_init(hnet, stream, hp, seed: int, tasks: list) -> None:
+    """Give hypnettorch's hypernetwork exactly the initial parameters ``ours/loop`` starts from.
+
+    Ours feeds ``[e_t, c_i]`` to the MLP, hypnettorch ``[c_i, e_t]``: the first layer's
+    columns are swapped accordingly. Checks that both then generate the same weights.
+    """
+    model = our_model(stream, hp, seed)
+    for t in tasks:  # the embeddings ``ours/loop`` draws, in the same order
+        model.hnet.add_task(t)
+    theta = model.hnet.theta()
+    n_layers = len(model.hnet.layers)
+    ours = []
+    for i in range(n_layers):
+        w = theta[f"layers.{i}.weight"]
+        if i == 0:
+            te = model.hnet.embedding_dim
+            w = torch.cat([w[:, te:], w[:, :te]], dim=1)
+        ours += [w, theta[f"layers.{i}.bias"]]
+    ours.append(theta["chunk_embeddings"])
+    for dst, src in zip(hnet.unconditional_params, ours):
+        dst.copy_(src)
+    for dst, t in zip(hnet.conditional_params, tasks):
+        dst.copy_(model.hnet.embedding(t))
+    generated = torch.cat([w.reshape(-1) for w in hnet.forward(cond_id=0)])
+    diff = float((generated - model.hnet(tasks[0])).abs().max())
+    if diff > 1e-5:
+        raise AssertionError(f"copied initialisation generates different weights (max diff {diff})")
+
+
 def run_hypnettorch_loop(ref, stream, train, test, hp, seed, init: str = "default") -> dict[str, Any]:
     MLP, ChunkedHMLP, hreg = ref
     torch.manual_seed(seed)
@@ -159,6 +196,8 @@ def run_hypnettorch_loop(ref, stream, train, test, hp, seed, init: str = "defaul
                        activation_fn=act, verbose=False)
     if init == "hyperfan":
         hnet.apply_chunked_hyperfan_init(mnet=mnet)
+    elif init == "ours":
+        copy_our_init(hnet, stream, hp, seed, [tr[2] for tr in train])
     state: dict[str, Any] = {"targets": None}
 
     def before_task(index, t):
@@ -190,14 +229,9 @@ def run_ours_avalanche(stream, test, hp, seed) -> dict[str, Any]:
     from avalanche.training import Naive
     from avalanche.training.plugins import EvaluationPlugin
 
-    from avalanche_ext.models import HyperNetClassifier, build_network
     from avalanche_ext.plugins import HypernetworkPlugin
 
-    torch.manual_seed(seed)
-    target = build_network(stream.input_shape, stream.n_outputs, hidden=hp.hidden, layers=hp.layers)
-    model = HyperNetClassifier(target, embedding_dim=hp.embedding_dim, chunk_size=hp.chunk_size,
-                               chunk_embedding_dim=hp.chunk_embedding_dim, hidden=list(hp.hnet_hidden),
-                               activation=hp.hnet_activation)
+    model = our_model(stream, hp, seed)
     strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=hp.lr),
                      criterion=torch.nn.CrossEntropyLoss(), train_mb_size=hp.batch_size, train_epochs=hp.epochs,
                      evaluator=EvaluationPlugin(loggers=[]), plugins=[HypernetworkPlugin(beta=hp.beta)])
@@ -224,8 +258,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-avalanche", action="store_true", help="only the two plain loops")
-    parser.add_argument("--reference-init", choices=("default", "hyperfan", "both"), default="both",
-                        help="hypnettorch's initialisation: its constructor's, its chunked hyperfan init, or both")
+    parser.add_argument("--reference-init", choices=("default", "hyperfan", "ours", "all"), default="all",
+                        help="hypnettorch's initialisation: its constructor's, its chunked hyperfan init, "
+                             "exactly ours (copied), or all three")
     args = parser.parse_args(argv)
 
     ref = load_hypnettorch()
@@ -244,8 +279,9 @@ def main(argv=None) -> int:
     train, test = stream_tensors(stream)
 
     results = {}
-    for init in (("default", "hyperfan") if args.reference_init == "both" else (args.reference_init,)):
-        name = "hypnettorch/loop" + ("+hyperfan" if init == "hyperfan" else "")
+    inits = ("ours", "default", "hyperfan") if args.reference_init == "all" else (args.reference_init,)
+    for init in inits:
+        name = "hypnettorch/loop" + ("" if init == "default" else f"+{init}-init")
         results[name] = run_hypnettorch_loop(ref, stream, train, test, hp, args.seed, init)
     results["ours/loop"] = run_ours_loop(stream, train, test, hp, args.seed)
     if not args.skip_avalanche:
@@ -256,9 +292,9 @@ def main(argv=None) -> int:
           f"hnet {list(hp.hnet_hidden)} chunk {hp.chunk_size}, beta {hp.beta}, {hp.epochs} epochs, "
           f"batch {hp.batch_size}, seed {args.seed}, threads {args.threads}")
     print(f"ratios against {next(iter(results))}")
-    print(f"{'run':26s} {'acc':>7s} {'forget':>7s} {'wall s':>8s} {'cpu s':>8s} {'wall/ref':>9s} {'cpu/ref':>8s}")
+    print(f"{'run':31s} {'acc':>7s} {'forget':>7s} {'wall s':>8s} {'cpu s':>8s} {'wall/ref':>9s} {'cpu/ref':>8s}")
     for name, r in results.items():
-        print(f"{name:26s} {r['acc']:7.4f} {r['forgetting']:7.4f} {r['train_wall_s']:8.1f} {r['train_cpu_s']:8.1f} "
+        print(f"{name:31s} {r['acc']:7.4f} {r['forgetting']:7.4f} {r['train_wall_s']:8.1f} {r['train_cpu_s']:8.1f} "
               f"{r['train_wall_s'] / ref_res['train_wall_s']:9.3f} {r['train_cpu_s'] / ref_res['train_cpu_s']:8.3f}")
     print(json.dumps({"benchmark": args.benchmark, "seed": args.seed, "epochs": hp.epochs, "results": results}))
     return 0
