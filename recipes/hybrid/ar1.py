@@ -1,0 +1,43 @@
+"""AR1 recomposed from plugins: CWR* output layer + Synaptic Intelligence + latent replay."""
+
+import torch
+from avalanche.training import Naive
+from avalanche.training.plugins import SynapticIntelligencePlugin
+
+from avalanche_ext.plugins.latent_replay import LatentReplayPlugin, replay_memory_report, split_model
+from avalanche_ext.plugins.negative_replay import CWRStarHead
+from avalanche_ext.registry import register
+
+
+@register(
+    name="ar1",
+    family="hybrid",
+    paper="Maltoni & Lomonaco, Continuous learning in single-incremental-task scenarios, Neural Networks 2019, arXiv:1806.08568 (AR1); Pellegrini et al., Latent Replay, IROS 2020, arXiv:1912.01100 (AR1* with latent replay)",
+    scenarios=("class",),
+    hparams={"latent_layer": "features.2", "mem_size": 200, "balance": "class", "replay_batch_size": 0,
+             "free_exps": 1, "lower_lr_factor": 0.0, "si_lambda": 1.0, "si_eps": 1e-7, "mean_shift": True},
+    per_benchmark={
+        "split_mnist5k": {"mem_size": 1000},
+        "split_fmnist": {"mem_size": 1500, "pretrain": "mnist5k", "free_exps": 0},
+    },
+    summary="CWR* head + SI on the layers above the latent layer + latent replay (no weight download)",
+)
+def build(ctx):
+    hp = ctx.hp
+    model = ctx.model(multihead=False)
+    example = torch.zeros(2, *ctx.stream.input_shape)
+    below, _ = split_model(model, hp.latent_layer, example)
+    # SI protects the layers between the latent layer and the output; the output layer is CWR*'s,
+    # the layers below the latent layer are frozen after the first experience(s).
+    excluded = ["classifier", *below]
+    replay = LatentReplayPlugin(
+        hp.latent_layer, hp.mem_size, balance=hp.balance, replay_batch_size=hp.replay_batch_size or None,
+        free_experiences=hp.free_exps, lower_lr_factor=hp.lower_lr_factor, seed=ctx.seed,
+    )
+    plugins = [CWRStarHead("classifier", mean_shift=hp.mean_shift), replay]
+    if hp.si_lambda > 0:
+        plugins.append(SynapticIntelligencePlugin(hp.si_lambda, eps=hp.si_eps, excluded_parameters=excluded))
+    strategy = Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=plugins))
+    report = replay_memory_report(model, hp.latent_layer, ctx.stream.input_shape, hp.mem_size)
+    strategy.mlflow_params = lambda: report
+    return strategy
