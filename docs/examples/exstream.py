@@ -5,21 +5,11 @@ from avalanche.training import Naive
 from avalanche.training.plugins import ReplayPlugin
 
 from avalanche_ext.benchmarks import build_benchmark
+from avalanche_ext.evaluation import stream_accuracy
 from avalanche_ext.benchmarks.online import online_train_stream, with_boundaries
 from avalanche_ext.models import build_network
 from avalanche_ext.storage import ExStreamBuffer
 
-
-def accuracy(model, test_stream):
-    model.eval()
-    correct = total = 0
-    with torch.no_grad():
-        for exp in test_stream:
-            for x, y, _ in torch.utils.data.DataLoader(exp.dataset, batch_size=256):
-                correct += int((model(x).argmax(1) == y).sum())
-                total += len(y)
-    model.train()
-    return correct / total
 
 
 torch.set_num_threads(1)
@@ -39,7 +29,7 @@ for exp, ends_experience in with_boundaries(online_train_stream(stream, experien
     strategy.train(exp)  # one step on 10 new samples plus 10 replayed from the buffer
     if ends_experience:
         done += 1
-        print(f"after experience {done}: accuracy on all classes {accuracy(model, stream.test_stream):.3f}")
+        print(f"after experience {done}: accuracy on all classes {stream_accuracy(model, stream.test_stream):.3f}")
 
 print(f"stored vectors: {len(buffer)} (max 50); samples each class's points stand for:")
 print({label: n for (_, label), n in sorted(buffer.counts().items())})

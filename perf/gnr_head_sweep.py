@@ -1,0 +1,160 @@
+"""Fast sweep of GNR / positive generative replay head settings on cached latents (validation split).
+
+With the backbone pretrained and frozen from the start, GNR and its positive control only
+train the output layer, and the VAE sees the same real latents whatever the head does. This
+script therefore computes the latents once, trains the continual VAE once per (seed, split),
+and replays the head's training for many settings in seconds: the output layer is trained
+exactly as ``CWRStarHead`` + ``GenerativeLatentReplayPlugin`` do (fresh Adam state per
+experience, consolidated or zero old rows, stop-gradient on the negatives), without the
+Avalanche loop. It is how the per-benchmark settings of ``gnr`` and
+``generative_latent_replay`` on ``split_fmnist`` were chosen.
+
+    python perf/gnr_head_sweep.py --seeds 0 1 2 --n-experiences 10
+    python perf/gnr_head_sweep.py --seeds 0 1 2 --n-experiences 5
+
+Evaluates on the validation split (``carve_validation``: 15 % of the training images held
+out) unless ``--test`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from avalanche_ext.benchmarks.sources import load_fmnist_source  # noqa: E402
+from avalanche_ext.benchmarks.streams import carve_validation  # noqa: E402
+from avalanche_ext.models import build_network  # noqa: E402
+from avalanche_ext.models.latent_vae import LatentVAE, train_continually  # noqa: E402
+from avalanche_ext.models.pretrain import pretrain_features  # noqa: E402
+
+#: (label, settings) pairs swept by default.
+GRID = [
+    ("cwr* (zero rows, mean shift), no replay", dict(old_rows="zero", mean_shift=True, lr=1e-2)),
+    *[(f"negative lr={lr:g} R={r}", dict(kind="neg", lr=lr, R=r)) for lr in (3e-3, 1e-2, 3e-2) for r in (128, 256)],
+    ("negative lr=1e-2 R=128 mean shift", dict(kind="neg", lr=1e-2, mean_shift=True)),
+    ("negative lr=1e-3 zero rows + mean shift", dict(kind="neg", lr=1e-3, old_rows="zero", mean_shift=True)),
+    *[(f"positive lr={lr:g} R={r}", dict(kind="pos", lr=lr, R=r)) for lr in (1e-3, 3e-3, 1e-2, 3e-2) for r in (128, 256)],
+]
+
+
+def latents(seed: int, test: bool):
+    src = load_fmnist_source()
+    if not test:
+        src = carve_validation(src)
+    torch.manual_seed(seed)
+    model = build_network((1, 28, 28), 10)
+    pretrain_features(model, "mnist5k", epochs=5, seed=seed, input_shape=(1, 28, 28))
+    model.eval()
+    with torch.no_grad():
+        ztr = torch.cat([model.features(src.x_train[i : i + 2000]) for i in range(0, len(src.x_train), 2000)])
+        zte = torch.cat([model.features(src.x_test[i : i + 2000]) for i in range(0, len(src.x_test), 2000)])
+    return ztr, src.y_train, zte, src.y_test
+
+
+def vae_snapshots(ztr, ytr, groups, seed: int, epochs: int = 10):
+    torch.manual_seed(seed)
+    vae = LatentVAE(ztr.shape[1], 10)
+    snaps = []
+    for e, cls in enumerate(groups):
+        m = torch.isin(ytr, torch.tensor(cls))
+        train_continually(vae, ztr[m], ytr[m], epochs=epochs, seed=seed + e)
+        snaps.append(copy.deepcopy(vae.state_dict()))
+    return snaps
+
+
+def run_head(data, groups, snaps, *, kind=None, old_rows="consolidated", mean_shift=False, lr=1e-2, R=128,
+             epochs=2, batch_size=128, seed=0):
+    ztr, ytr, zte, yte = data
+    d = ztr.shape[1]
+    torch.manual_seed(seed)
+    cw, seen, past = torch.zeros(10, d), torch.zeros(10, dtype=torch.bool), torch.zeros(10)
+    for e, cls in enumerate(groups):
+        m = torch.isin(ytr, torch.tensor(cls))
+        x, y = ztr[m], ytr[m]
+        old = [c for c in range(10) if seen[c] and c not in cls]
+        sample = None
+        if kind and old:
+            vae = LatentVAE(d, 10)
+            vae.load_state_dict(snaps[e - 1])
+            vae.eval()
+            sample = lambda n, vae=vae, old=old: vae.sample(n, classes=old)  # noqa: E731
+        rows = list(cls) + (old if kind == "pos" and sample else [])
+        W = (cw * seen[:, None]).clone() if old_rows == "consolidated" else torch.zeros(10, d)
+        for c in rows:
+            W[c] = cw[c] if seen[c] else 0.0
+        W.requires_grad_(True)
+        opt = torch.optim.Adam([W], lr=lr)
+        train_mask = torch.zeros(10, dtype=torch.bool)
+        train_mask[rows] = True
+        for _ in range(epochs):
+            perm = torch.randperm(len(x))
+            for i in range(0, len(x), batch_size):
+                idx = perm[i : i + batch_size]
+                xb, yb, b = x[idx], y[idx], len(idx)
+                if sample is not None:
+                    zr, yr = sample(R)
+                    xb, yb = torch.cat([xb, zr]), torch.cat([yb, yr])
+                out = xb @ W.T
+                out = torch.where(train_mask, out, out.detach())
+                if kind == "neg" and sample is not None:
+                    keep = torch.ones_like(out, dtype=torch.bool)
+                    keep[b:] = False
+                    keep[b:, cls] = True
+                    out = torch.where(keep, out, out.detach())
+                loss = F.cross_entropy(out, yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        w = W.detach()
+        shift = w[rows].mean() if mean_shift else 0.0
+        counts = {c: float((y == c).sum()) for c in cls}
+        for c in (old if kind == "pos" and sample else []):
+            counts[c] = R * math.ceil(len(x) / batch_size) / len(old)
+        for c in rows:
+            new = w[c] - shift
+            if seen[c]:
+                r = math.sqrt(float(past[c]) / counts[c])
+                cw[c] = (cw[c] * r + new) / (r + 1)
+            else:
+                cw[c], seen[c] = new, True
+            past[c] += counts[c]
+    return float(((zte @ (cw * seen[:, None]).T).argmax(1) == yte).float().mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--n-experiences", type=int, default=10)
+    ap.add_argument("--test", action="store_true", help="evaluate on the test split instead of validation")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    results: dict[str, list[float]] = {}
+    for seed in args.seeds:
+        data = latents(seed, args.test)
+        order = np.random.RandomState(seed).permutation(10)
+        groups = [list(map(int, g)) for g in np.array_split(order, args.n_experiences)]
+        snaps = vae_snapshots(data[0], data[1], groups, seed)
+        for label, kw in GRID:
+            acc = run_head(data, groups, snaps, seed=seed, **kw)
+            results.setdefault(label, []).append(acc)
+            print(f"seed {seed} {label}: {100 * acc:.2f}", flush=True)
+    split = "test" if args.test else "validation"
+    print(f"\nsplit_fmnist class-IL, {args.n_experiences} experiences, {split} split, seeds {args.seeds}")
+    for label, accs in results.items():
+        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        print(f"  {label:42s} {100 * statistics.mean(accs):6.2f} +- {100 * sd:5.2f}")
+
+
+if __name__ == "__main__":
+    main()
