@@ -50,6 +50,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .plugins import NonFiniteLossError
     from .runner import RunConfig, run, validate
 
     cfg = RunConfig(
@@ -58,9 +59,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_root=args.data_root, tracking_uri=args.tracking_uri, experiment=args.experiment,
         validation=args.validation, progress=not args.quiet, threads=args.threads,
         online=args.online, online_size=args.online_size,
+        checkpoint_dir=None if args.no_checkpoint else args.checkpoint_dir, resume=args.resume,
+        stop_after=args.stop_after,
     )
     validate(cfg)
-    result = run(cfg)
+    try:
+        result = run(cfg)
+    except NonFiniteLossError as e:
+        kept = f"; the last checkpoint is kept in {cfg.checkpoint_dir}" if cfg.checkpoint_dir else ""
+        print(f"avalanche-ext: training stopped: {e}. The MLflow run is marked FAILED{kept}.", file=sys.stderr)
+        return EXIT_FAILED
+    if result["stopped"]:
+        print(f"stopped after {cfg.stop_after} experience(s) as asked; the checkpoint is in {cfg.checkpoint_dir}: "
+              f"run the same command with --resume instead of --stop-after to continue", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     else:
@@ -80,7 +91,8 @@ def cmd_taxonomy(args: argparse.Namespace) -> int:
         scenarios=[s for s in (args.scenarios or "").split(",") if s] or None,
         n_experiences=args.n_experiences, epochs=args.epochs, data_root=args.data_root,
         tracking_uri=args.tracking_uri, experiment=args.experiment, out=args.out,
-        executor=args.executor, workers=args.workers, validation=args.validation, progress=args.progress,
+        executor=args.executor, workers=args.workers, address=args.address, cpus_per_task=args.cpus_per_task,
+        validation=args.validation, progress=args.progress,
         resume=args.resume, overrides=_parse_sets(args.set), online=args.online, online_size=args.online_size,
     )
     table = run_taxonomy(cfg)
@@ -94,6 +106,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         recipe=args.recipe, grid=parse_grid(args.grid), benchmark=args.benchmark, scenario=args.scenario,
         seeds=args.seeds, n_experiences=args.n_experiences, epochs=args.epochs, data_root=args.data_root,
         tracking_uri=args.tracking_uri, experiment=args.experiment, executor=args.executor, workers=args.workers,
+        address=args.address, cpus_per_task=args.cpus_per_task,
         overrides=_parse_sets(args.set),
     )
     rows = run_sweep(cfg)
@@ -123,6 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="streaming protocol: each sample seen once, in mini-experiences of --online-size")
         sp.add_argument("--online-size", type=int, default=10, help="samples per online mini-experience")
 
+    def executor_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--executor", default="process", choices=["serial", "process", "ray"],
+                        help="where runs execute: this process, a local process pool, or a Ray cluster")
+        sp.add_argument("--workers", type=int, default=None,
+                        help="processes of the pool (default min(2, cores)); with ray and no --address, CPUs of "
+                             "the local Ray instance")
+        sp.add_argument("--address", default=None,
+                        help="Ray cluster to use (e.g. auto, or ray://head:10001); default: start a local instance")
+        sp.add_argument("--cpus-per-task", type=int, default=1, help="CPUs (and torch threads) of each run on Ray")
+
     sp = sub.add_parser("benchmarks", help="list benchmarks and whether their data is here")
     sp.add_argument("--data-root", default=None)
     sp.add_argument("-v", "--verbose", action="store_true", help="say why data is missing")
@@ -142,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threads", type=int, default=None, help="torch threads")
     sp.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    sp.add_argument("--checkpoint-dir", default=".avalanche-ext/checkpoints",
+                    help="where the checkpoint written after every experience goes (removed when the run ends)")
+    sp.add_argument("--no-checkpoint", action="store_true", help="write no checkpoint")
+    sp.add_argument("--resume", action="store_true",
+                    help="continue from the run's checkpoint (same recipe, benchmark, scenario, seed, settings)")
+    sp.add_argument("--stop-after", type=int, default=None, metavar="N",
+                    help="stop after N experiences, keeping the checkpoint (continue later with --resume)")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("sweep", help="grid of hyper-parameters on the validation split; best first")
@@ -151,8 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="values to try")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed override")
     sp.add_argument("--seeds", type=int, default=1)
-    sp.add_argument("--executor", default="process", choices=["serial", "process"])
-    sp.add_argument("--workers", type=int, default=None)
+    executor_options(sp)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_sweep)
 
@@ -163,10 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--recipes", default=None, help="comma-separated subset")
     sp.add_argument("--scenarios", default=None, help="comma-separated subset of class,task,domain")
     sp.add_argument("--out", default=None, help="report folder (default reports/<benchmark>)")
-    sp.add_argument("--executor", default="process", choices=["serial", "process"])
-    sp.add_argument("--workers", type=int, default=None)
+    executor_options(sp)
     sp.add_argument("--progress", action="store_true", help="print per-epoch progress of every run")
-    sp.add_argument("--resume", action="store_true", help="reuse the runs the report in --out already finished")
+    sp.add_argument("--resume", action="store_true",
+                    help="reuse the runs the report in --out already finished; continue interrupted ones "
+                         "from their checkpoints in <out>/checkpoints")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a hyper-parameter of every recipe that has it")
     sp.set_defaults(func=cmd_taxonomy)
@@ -179,6 +209,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     quiet_deprecations()
     args = build_parser().parse_args(argv)
     from .benchmarks import DataNotFoundError, UnknownNameError
+    from .checkpoint import CheckpointError
+    from .ray_executor import RayUnavailableError
     from .hparams import HParamError
     from .logging import TrackingUnavailableError
     from .recipe import UnsupportedScenarioError
@@ -186,7 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except (UnknownNameError, UnsupportedScenarioError, HParamError, DataNotFoundError,
-            TrackingUnavailableError, ValueError) as e:
+            TrackingUnavailableError, CheckpointError, RayUnavailableError, ValueError) as e:
         print(f"avalanche-ext: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

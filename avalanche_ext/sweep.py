@@ -9,7 +9,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .executors import default_workers, run_pool, run_serial
+from .executors import dispatch
+from .logging import resolve_tracking_uri
+from .ray_executor import absolute_tracking_uri
 from .registry import get_recipe
 from .runner import RunConfig, validate
 
@@ -28,8 +30,10 @@ class SweepConfig:
     data_root: Optional[str] = None
     tracking_uri: Optional[str] = None
     experiment: str = "avalanche-ext-sweeps"
-    executor: str = "process"
+    executor: str = "process"  # "serial", "process" or "ray"
     workers: Optional[int] = None
+    address: Optional[str] = None
+    cpus_per_task: int = 1
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -59,7 +63,8 @@ def run_sweep(cfg: SweepConfig) -> list[dict[str, Any]]:
             job = RunConfig(recipe=recipe.name, benchmark=cfg.benchmark, scenario=cfg.scenario, seed=seed,
                             n_experiences=cfg.n_experiences, epochs=cfg.epochs,
                             overrides={**cfg.overrides, **point}, data_root=cfg.data_root,
-                            tracking_uri=cfg.tracking_uri, experiment=cfg.experiment, validation=True,
+                            tracking_uri=absolute_tracking_uri(resolve_tracking_uri(cfg.tracking_uri)),
+                            experiment=cfg.experiment, validation=True,
                             progress=False)
             validate(job)  # every point type-checks before anything runs
             jobs.append(job)
@@ -73,10 +78,7 @@ def run_sweep(cfg: SweepConfig) -> list[dict[str, Any]]:
               + (f"val acc {acc:.4f}" if result["status"] == "ok" else f"FAILED {result['error'][:120]}"),
               file=sys.stderr, flush=True)
 
-    if cfg.executor == "serial":
-        run_serial(jobs, on_result)
-    else:
-        run_pool(jobs, on_result, workers=cfg.workers or default_workers())
+    dispatch(jobs, on_result, cfg.executor, workers=cfg.workers, address=cfg.address, cpus_per_task=cfg.cpus_per_task)
     rows = [{**dict(zip(keys, key)), "val_acc_mean": float(np.mean(v)), "val_acc_std": float(np.std(v)), "n": len(v)}
             for key, v in results.items()]
     rows.sort(key=lambda r: -np.nan_to_num(r["val_acc_mean"], nan=-1.0))

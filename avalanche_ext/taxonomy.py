@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .benchmarks import get_spec
-from .executors import default_workers, run_pool, run_serial
+from .executors import EXECUTORS, default_workers, dispatch
 from .logging import check_tracking, resolve_tracking_uri
 from .logging.mlflow_logger import ensure_experiment
+from .ray_executor import absolute_tracking_uri
 from .registry import all_recipes, get_recipe
 from .report.tables import ResultTable
 from .runner import RunConfig
@@ -32,8 +33,10 @@ class TaxonomyConfig:
     tracking_uri: Optional[str] = None
     experiment: str = "avalanche-ext"
     out: Optional[str] = None
-    executor: str = "process"  # "serial" or "process"
+    executor: str = "process"  # "serial", "process" or "ray"
     workers: Optional[int] = None
+    address: Optional[str] = None  # Ray cluster address (executor "ray")
+    cpus_per_task: int = 1  # CPUs and torch threads per run (executor "ray")
     validation: bool = False
     progress: bool = False
     resume: bool = False
@@ -120,7 +123,9 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
     from mlflow.tracking import MlflowClient
 
     jobs, skipped = plan(cfg)
-    uri = resolve_tracking_uri(cfg.tracking_uri)
+    if cfg.executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {cfg.executor!r}: use {', '.join(EXECUTORS)}")
+    uri = absolute_tracking_uri(resolve_tracking_uri(cfg.tracking_uri))
     check_tracking(uri)
     get_spec(cfg.benchmark).availability(cfg.data_root)  # warm the data cache / fail on missing data early
     from .benchmarks import build_benchmark
@@ -140,30 +145,35 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
 
     table = ResultTable(cfg.benchmark, skipped=skipped)
     out = Path(cfg.out or Path("reports") / cfg.benchmark)
+    for job in jobs:
+        job.checkpoint_dir = str((out / "checkpoints").resolve())
+        job.resume = cfg.resume
     if cfg.resume:
         jobs = _reuse_finished(cfg, out, jobs, table)
     t0 = time.time()
     workers = cfg.workers or default_workers()
+    where = {"serial": "", "process": f" x{workers}",
+             "ray": f" at {cfg.address or 'a local instance'}, {cfg.cpus_per_task} CPU(s) per run"}[cfg.executor]
     print(f"taxonomy on {cfg.benchmark}: {len(jobs)} runs ({len(skipped)} recipe/scenario pairs skipped), "
-          f"executor {cfg.executor}" + (f" x{workers}" if cfg.executor != "serial" else ""), file=sys.stderr, flush=True)
+          f"executor {cfg.executor}{where}", file=sys.stderr, flush=True)
+
+    reused = len(table.rows)
 
     def on_result(job: RunConfig, result: dict[str, Any]) -> None:
         table.add(job, result)
-        n = len(table.rows)
+        n = len(table.rows) - reused
         if result["status"] == "ok":
             text = f"acc {result['acc']:.3f} forgetting {result['forgetting']:.3f} ({result['train_s']:.1f}s)"
+            if result.get("resumed_from_step"):
+                text += f", resumed after step {result['resumed_from_step']} from its checkpoint"
         else:
             text = f"FAILED {result['error'][:200]}"
         print(f"[{n}/{len(jobs)} {time.time() - t0:6.0f}s] {job.recipe:20} {job.scenario:6} seed {job.seed}: {text}",
               file=sys.stderr, flush=True)
 
     try:
-        if cfg.executor == "serial":
-            run_serial(jobs, on_result)
-        elif cfg.executor == "process":
-            run_pool(jobs, on_result, workers=workers, threads=max(1, (__import__("os").cpu_count() or 1) // workers))
-        else:
-            raise ValueError(f"unknown executor {cfg.executor!r}: use serial or process")
+        dispatch(jobs, on_result, cfg.executor, workers=cfg.workers, address=cfg.address,
+                 cpus_per_task=cfg.cpus_per_task)
     except BaseException:
         client.set_terminated(parent_id, "FAILED")
         raise

@@ -6,32 +6,11 @@ import pytest
 
 from avalanche_ext.cli import main
 
+from bad_inputs import CASES
 
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["run", "nave"], "Did you mean naive"),
-        (["run", "naive", "--benchmark", "split_digit"], "Did you mean split_digits"),
-        (["run", "multihead", "--scenario", "class"], "supports the task scenario(s), not 'class'"),
-        (["run", "naive", "--benchmark", "permuted_digits", "--scenario", "class"], "supports scenarios domain, task"),
-        (["run", "naive", "--set", "lrr=0.1"], "no hyper-parameter 'lrr'. Did you mean lr"),
-        (["run", "naive", "--set", "lr=fast"], "lr='fast': expected float"),
-        (["run", "naive", "--set", "epochs=1.5"], "expected int"),
-        (["run", "naive", "--set", "lr"], "--set expects key=value"),
-        (["run", "replay", "--set", "mem_size=0"], "mem_size must be > 0"),
-        (["run", "replay", "--set", "mem_size=-5"], "mem_size must be > 0"),
-        (["run", "naive", "--n-experiences", "0"], "--n-experiences must be >= 1"),
-        (["run", "naive", "--benchmark", "split_mnist", "--data-root", "/nonexistent"], "MNIST/raw"),
-        (["run", "naive", "--tracking-uri", "http://127.0.0.1:9"], "cannot reach the MLflow tracking server"),
-        (["run", "joint", "--online"], "no streaming protocol"),
-        (["run", "naive", "--online", "--epochs", "3"], "--epochs must be 1 with --online"),
-        (["run", "naive", "--online", "--online-size", "0"], "--online-size must be >= 1"),
-        (["taxonomy", "--seeds", "0"], "--seeds must be >= 1"),
-        (["taxonomy", "--set", "nonsense=1"], "no selected recipe has such a hyper-parameter"),
-        (["taxonomy", "--family", "magic"], "no recipe in family"),
-    ],
-)
-def test_bad_input_exits_2_with_message(argv, message, capsys, tmp_path):
+
+@pytest.mark.parametrize("what, argv, message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_message(what, argv, message, capsys, tmp_path):
     argv = argv + ([] if "--tracking-uri" in argv else ["--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
     assert main(argv) == 2
     err = capsys.readouterr().err

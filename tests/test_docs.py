@@ -1,6 +1,7 @@
 """The documentation site builds strictly, covers every recipe, and its code examples run."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,21 @@ def test_every_recipe_page_is_in_the_generated_nav():
     listed = {path for section in nav for pages in section.values() for page in pages for path in page.values()}
     assert listed == {f"methods/{r.name}.md" for r in all_recipes()}
     assert [next(iter(s)) for s in nav] == ["Baselines", "Replay", "Regularization", "Architectural", "Hybrid"]
+
+
+def test_no_page_keeps_a_placeholder():
+    """A page is finished text: no line that is only an upper-case placeholder such as ``RESULTS``."""
+    pages = [p for p in (ROOT / "docs").rglob("*.md") if "results" not in p.relative_to(ROOT / "docs").parts[:1]]
+    left = [f"{p.relative_to(ROOT)}:{i}: {line}" for p in pages
+            for i, line in enumerate(p.read_text().splitlines(), 1)
+            if re.fullmatch(r"[A-Z][A-Z_]{3,}", line.strip())]
+    assert not left, "placeholders left in the docs:\n" + "\n".join(left)
+
+
+def test_bad_input_table_of_the_reliability_page_is_up_to_date():
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bad_input_table.py"), "--check"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_mkdocs_build_strict(tmp_path):

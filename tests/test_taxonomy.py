@@ -57,6 +57,36 @@ def test_process_pool_matches_serial(tmp_path, tracking_uri):
     assert serial.matrices == pool.matrices
 
 
+def test_a_worker_killed_mid_run_is_resumed_from_its_checkpoint(tmp_path, tracking_uri, monkeypatch):
+    """Every run's worker dies by SIGKILL after experience 2; the retry resumes it, the numbers stay exact."""
+    import avalanche_ext.taxonomy as taxonomy
+
+    def cfg(out, executor):
+        return TaxonomyConfig(benchmark="split_digits", recipes=["replay", "si"], scenarios=["class"],
+                              n_experiences=3, epochs=1, tracking_uri=tracking_uri, out=str(tmp_path / out),
+                              executor=executor, workers=2)
+
+    straight = run_taxonomy(cfg("straight", "serial"))
+    real_plan = taxonomy.plan
+
+    def killing_plan(c):
+        jobs, skipped = real_plan(c)
+        for job in jobs:
+            job.kill_after = 2
+        return jobs, skipped
+
+    monkeypatch.setattr(taxonomy, "plan", killing_plan)
+    killed = run_taxonomy(cfg("killed", "process"))
+    assert killed.all_ok and killed.matrices == straight.matrices
+    rows = list(csv.DictReader(open(tmp_path / "killed" / "results.csv")))
+    assert {r["recipe"] for r in rows} == {"replay", "si"}
+    client = MlflowClient(tracking_uri)
+    for r in rows:
+        run = client.get_run(r["mlflow_run_id"])
+        assert run.info.status == "FINISHED" and run.data.tags["resumed_from_step"] == "2"
+    assert not list((tmp_path / "killed" / "checkpoints").glob("*.ckpt"))
+
+
 def test_resume_reuses_finished_runs_and_refuses_other_settings(tmp_path, tracking_uri):
     import pytest
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
+from avalanche.models import MultiHeadClassifier, MultiTaskModule
 from torch import nn
 
 
@@ -46,24 +47,16 @@ class Classifier(nn.Module):
         return self.classifier(self.features(x))
 
 
-def _multitask_classes():
-    from avalanche.models import MultiHeadClassifier, MultiTaskModule
+class MultiHeadNet(MultiTaskModule):
+    """Shared ``features`` and one head per task (Avalanche's ``MultiHeadClassifier``)."""
 
-    class MultiHeadNet(MultiTaskModule):
-        """Shared ``features`` and one head per task (Avalanche's ``MultiHeadClassifier``)."""
+    def __init__(self, features: nn.Module, hidden: int, n_outputs: int):
+        super().__init__()
+        self.features = features
+        self.classifier = MultiHeadClassifier(hidden, initial_out_features=n_outputs)
 
-        def __init__(self, features: nn.Module, hidden: int, n_outputs: int):
-            super().__init__()
-            self.features = features
-            self.classifier = MultiHeadClassifier(hidden, initial_out_features=n_outputs)
-
-        def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
-            return self.classifier(self.features(x), task_label)
-
-    return MultiHeadNet
-
-
-MultiHeadNet = _multitask_classes()
+    def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
+        return self.classifier(self.features(x), task_label)
 
 
 def build_network(
