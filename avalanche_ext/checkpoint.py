@@ -52,14 +52,6 @@ class CheckpointMismatchError(CheckpointError, ValueError):
     """The checkpoint belongs to another run (recipe, benchmark, seed or settings differ)."""
 
 
-def _is_function(value: Any) -> bool:
-    return isinstance(value, (types.FunctionType, types.MethodType, types.BuiltinFunctionType))
-
-
-def _without_functions(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in attrs.items() if not _is_function(v)}
-
-
 class Unsaved:
     """Stands for a function that was not saved; replaced on restore by the rebuilt strategy's one."""
 
@@ -161,7 +153,7 @@ def _parameter_hooks(model: Any) -> list[tuple[str, str, str]]:
 
 def capture_state(strategy: Any) -> bytes:
     """The strategy's state as bytes (see the module docstring for what is kept)."""
-    payload = _without_functions({k: v for k, v in vars(strategy).items() if k not in TRANSIENT})
+    payload = {k: v for k, v in vars(strategy).items() if k not in TRANSIENT}
     payload["__parameter_hooks__"] = _parameter_hooks(getattr(strategy, "model", None))
     named = _externals(strategy)
     buf = io.BytesIO()
@@ -281,8 +273,7 @@ class Checkpointer:
         return ckpt["progress"]
 
     def remove(self) -> None:
-        if self.path.exists():
-            self.path.unlink()
+        self.path.unlink(missing_ok=True)
 
 
 def _plain(value: Any) -> Any:

@@ -11,8 +11,9 @@ import torch
 def stream_accuracy(model: torch.nn.Module, stream: Iterable[Any], batch_size: int = 512) -> float:
     """Top-1 accuracy of ``model`` over every sample of every experience of ``stream``.
 
-    Task-aware models (Avalanche's ``MultiTaskModule``) get each sample's task label; the
-    model's train/eval mode is restored afterwards.
+    Each experience's data is read in its eval transform group; task-aware models
+    (Avalanche's ``MultiTaskModule``) get each sample's task label; the model's train/eval
+    mode is restored afterwards.
     """
     from avalanche.models import MultiTaskModule
 
@@ -21,7 +22,7 @@ def stream_accuracy(model: torch.nn.Module, stream: Iterable[Any], batch_size: i
     correct = total = 0
     try:
         for exp in stream:
-            for x, y, t in torch.utils.data.DataLoader(exp.dataset, batch_size=batch_size):
+            for x, y, t in torch.utils.data.DataLoader(exp.dataset.eval(), batch_size=batch_size):
                 out = model(x, t) if isinstance(model, MultiTaskModule) else model(x)
                 correct += int((out.argmax(1) == y).sum())
                 total += len(y)

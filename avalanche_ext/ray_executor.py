@@ -12,7 +12,6 @@ on this machine.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Any, Optional
@@ -32,18 +31,6 @@ def _import_ray():
         raise RayUnavailableError("the ray executor needs Ray: pip install 'avalanche-ext[ray]' "
                                   "(or use --executor process)") from None
     return ray
-
-
-def absolute_tracking_uri(uri: str) -> str:
-    """A relative ``sqlite:///file.db`` made absolute, so that workers in other directories find it."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + os.path.abspath(uri[len(prefix):])
-    return uri
-
-
-def _ray_task(job: dict[str, Any], threads: int) -> dict[str, Any]:
-    return run_job(job, threads)
 
 
 def run_ray(jobs: list[RunConfig], on_result: Callback, address: Optional[str] = None, cpus_per_task: int = 1,
@@ -71,7 +58,7 @@ def run_ray(jobs: list[RunConfig], on_result: Callback, address: Optional[str] =
             raise RayUnavailableError(f"cannot start or reach Ray at {address or 'a local instance'}: {exc}") from exc
         started = True
     try:
-        task = ray.remote(num_cpus=cpus_per_task, max_calls=1, max_retries=0)(_ray_task)
+        task = ray.remote(num_cpus=cpus_per_task, max_calls=1, max_retries=0)(run_job)
         pending: dict[Any, tuple[int, int]] = {}
 
         def submit(i: int, attempt: int) -> None:

@@ -11,7 +11,6 @@ import numpy as np
 
 from .executors import dispatch
 from .logging import resolve_tracking_uri
-from .ray_executor import absolute_tracking_uri
 from .registry import get_recipe
 from .runner import RunConfig, validate
 
@@ -63,7 +62,7 @@ def run_sweep(cfg: SweepConfig) -> list[dict[str, Any]]:
             job = RunConfig(recipe=recipe.name, benchmark=cfg.benchmark, scenario=cfg.scenario, seed=seed,
                             n_experiences=cfg.n_experiences, epochs=cfg.epochs,
                             overrides={**cfg.overrides, **point}, data_root=cfg.data_root,
-                            tracking_uri=absolute_tracking_uri(resolve_tracking_uri(cfg.tracking_uri)),
+                            tracking_uri=resolve_tracking_uri(cfg.tracking_uri),
                             experiment=cfg.experiment, validation=True,
                             progress=False)
             validate(job)  # every point type-checks before anything runs

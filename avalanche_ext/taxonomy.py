@@ -12,7 +12,6 @@ from .benchmarks import get_spec
 from .executors import EXECUTORS, default_workers, dispatch
 from .logging import check_tracking, resolve_tracking_uri
 from .logging.mlflow_logger import ensure_experiment
-from .ray_executor import absolute_tracking_uri
 from .registry import all_recipes, get_recipe
 from .report.tables import ResultTable
 from .runner import RunConfig
@@ -125,7 +124,7 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
     jobs, skipped = plan(cfg)
     if cfg.executor not in EXECUTORS:
         raise ValueError(f"unknown executor {cfg.executor!r}: use {', '.join(EXECUTORS)}")
-    uri = absolute_tracking_uri(resolve_tracking_uri(cfg.tracking_uri))
+    uri = resolve_tracking_uri(cfg.tracking_uri)
     check_tracking(uri)
     get_spec(cfg.benchmark).availability(cfg.data_root)  # warm the data cache / fail on missing data early
     from .benchmarks import build_benchmark

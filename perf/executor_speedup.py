@@ -49,8 +49,9 @@ def main() -> int:
     for executor, wall in walls.items():
         ratio = f"{walls['serial'] / wall:.2f}x" if "serial" in walls else "n/a"
         print(f"{executor:10} {wall:9.1f} {ratio:>19}")
-    first = next(iter(matrices))
-    for executor, mats in matrices.items():
+    first, *others = matrices
+    for executor in others:
+        mats = matrices[executor]
         diff = max(abs(a - b) for key in mats for m1, m2 in zip(mats[key], matrices[first][key])
                    for r1, r2 in zip(m1, m2) for a, b in zip(r1, r2))
         print(f"largest accuracy difference {executor} vs {first}: {diff:.4f}")

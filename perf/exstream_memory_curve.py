@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from avalanche_ext.benchmarks.online import online_train_stream  # noqa: E402
+from avalanche_ext.evaluation import stream_accuracy  # noqa: E402
 
 BUFFERS = ("exstream", "reservoir", "class_balanced")
 
@@ -89,19 +90,6 @@ def make_buffer(kind: str, per_class: int, n_classes: int):
     raise ValueError(kind)
 
 
-def accuracy(model: torch.nn.Module, stream) -> float:
-    model.eval()
-    correct = total = 0
-    with torch.no_grad():
-        for exp in stream.test_stream:
-            loader = torch.utils.data.DataLoader(exp.dataset.eval(), batch_size=1000)
-            for x, y, *_ in loader:
-                correct += int((model(x).argmax(1) == y).sum())
-                total += len(y)
-    model.train()
-    return correct / total
-
-
 def streaming_run(name: str, kind: str, per_class: int, seed: int, args) -> dict:
     """Train once over the online stream with replay from ``kind``; return final accuracy."""
     from avalanche.training import Naive
@@ -135,7 +123,7 @@ def streaming_run(name: str, kind: str, per_class: int, seed: int, args) -> dict
         n_mini += 1
     train_s = time.perf_counter() - t0
     return {"benchmark": name, "buffer": kind, "per_class": per_class, "seed": seed,
-            "acc": accuracy(model, stream), "train_s": train_s, "mini_experiences": n_mini,
+            "acc": stream_accuracy(model, stream.test_stream, batch_size=1000), "train_s": train_s, "mini_experiences": n_mini,
             "stored": len(buffer.buffer)}
 
 

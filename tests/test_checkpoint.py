@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from avalanche_ext import checkpoint as ck
 from avalanche_ext.benchmarks import get_spec
 from avalanche_ext.plugins import FiniteLossGuard
-from avalanche_ext.registry import all_recipes
+from avalanche_ext.registry import all_recipes, get_recipe
 from avalanche_ext.runner import KILL_AFTER_ENV, RunConfig, default_scenario, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,8 +88,6 @@ def test_sigkill_after_experience_two_then_resume_from_the_command_line(uri, tmp
     assert resumed["mlflow_run_id"] == run_id and resumed["resumed_from_step"] == 2
     assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
 
-    from avalanche_ext.registry import get_recipe
-
     torch.set_num_threads(1)
     straight = run(config(get_recipe("ewc"), uri, tmp_path / "straight"))
     assert resumed["acc_matrix"] == straight["acc_matrix"]
@@ -114,16 +112,12 @@ def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypat
 @pytest.fixture(scope="module")
 def stopped_ewc(tmp_path_factory, uri):
     """An ``ewc`` run stopped after two experiences, its checkpoint directory."""
-    from avalanche_ext.registry import get_recipe
-
     d = tmp_path_factory.mktemp("stopped")
     run(config(get_recipe("ewc"), uri, d, stop_after=2))
     return d
 
 
 def test_resume_refuses_a_checkpoint_made_with_other_settings(stopped_ewc, uri):
-    from avalanche_ext.registry import get_recipe
-
     cfg = config(get_recipe("ewc"), uri, stopped_ewc, resume=True)
     cfg.overrides = {"ewc_lambda": 1.0}
     with pytest.raises(ck.CheckpointMismatchError, match="hp.ewc_lambda"):

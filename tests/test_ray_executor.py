@@ -5,7 +5,8 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from avalanche_ext.executors import run_serial
-from avalanche_ext.ray_executor import RayUnavailableError, absolute_tracking_uri, run_ray
+from avalanche_ext.logging import resolve_tracking_uri
+from avalanche_ext.ray_executor import RayUnavailableError, run_ray
 from avalanche_ext.runner import RunConfig
 from avalanche_ext.taxonomy import TaxonomyConfig, run_taxonomy
 
@@ -69,8 +70,8 @@ def test_taxonomy_on_ray_writes_the_report_with_nested_runs(local_ray, tmp_path)
 def test_bad_ray_settings_are_refused_before_anything_runs(monkeypatch):
     with pytest.raises(ValueError, match="--cpus-per-task must be >= 1"):
         run_ray([], lambda job, r: None, cpus_per_task=0)
-    assert absolute_tracking_uri("sqlite:///m.db").startswith("sqlite:////")
-    assert absolute_tracking_uri("http://host:5000") == "http://host:5000"
+    assert resolve_tracking_uri("sqlite:///m.db").startswith("sqlite:////")
+    assert resolve_tracking_uri("http://host:5000") == "http://host:5000"
 
 
 def test_an_unreachable_cluster_is_a_clear_error(monkeypatch):

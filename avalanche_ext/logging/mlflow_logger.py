@@ -22,8 +22,16 @@ _PARAM_LIMIT = 6000
 
 
 def resolve_tracking_uri(uri: Optional[str] = None) -> str:
-    """``uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the working directory."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """``uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the working directory.
+
+    A relative SQLite path is made absolute, so that worker processes started in another
+    directory (a Ray worker, say) write to the same database.
+    """
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + os.path.abspath(uri[len(prefix):])
+    return uri
 
 
 class TrackingUnavailableError(RuntimeError):

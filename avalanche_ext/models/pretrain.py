@@ -20,6 +20,8 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
+from ..checkpoint import atomic_save
+
 #: bump when the pretraining procedure changes, so old cache files are not reused.
 PRETRAIN_VERSION = 1
 
@@ -135,10 +137,7 @@ def pretrain_features(
     features.train(was_training)
     train_acc = correct / max(seen, 1)
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"state_dict": features.state_dict(), "settings": settings, "train_acc": train_acc}, tmp)
-        os.replace(tmp, path)
+        atomic_save({"state_dict": features.state_dict(), "settings": settings, "train_acc": train_acc}, path)
     return {"source": source, "key": key, "path": str(path) if use_cache else None, "cached": False,
             "train_acc": train_acc, "n_train": int(len(x))}
 
