@@ -57,6 +57,10 @@ def test_stop_after_two_experiences_and_resume_equals_a_straight_run(recipe, uri
     info = client.get_run(resumed["mlflow_run_id"])
     assert info.info.status == "FINISHED" and info.data.tags["resumed_from_step"] == "2"
     assert info.data.metrics["final/acc"] == pytest.approx(straight["acc"])
+    # After each of the 3 experiences the stream accuracy was logged, at steps that keep growing across the resume.
+    (stream_acc,) = sorted(k for k in info.data.metrics if k.startswith("Top1_Acc_Stream/eval_phase/test_stream"))[:1]
+    steps = [m.step for m in client.get_metric_history(resumed["mlflow_run_id"], stream_acc)]
+    assert len(steps) == 3 and steps == sorted(set(steps)), f"steps must continue after the resume: {steps}"
     assert not files[0].exists(), "a finished run removes its checkpoint"
 
 
