@@ -10,9 +10,11 @@ from .hypernet import HypernetworkPlugin
 
 from .latent_replay import LatentBuffer, LatentLayerError, LatentReplayPlugin
 from .negative_replay import CWRStarHead, GenerativeLatentReplayPlugin
+from .synaptic_intelligence import SafeSynapticIntelligencePlugin
 __all__ = ["ExStreamPlugin", "FiniteLossGuard", "NonFiniteLossError"]
 __all__ += ["SupSupPlugin"]
 __all__ += ["EnsemblePlugin", "PiggybackPlugin"]
 __all__ += ["HATPlugin"]
 __all__ += ["HypernetworkPlugin"]
 __all__ += ["LatentBuffer", "LatentLayerError", "LatentReplayPlugin", "CWRStarHead", "GenerativeLatentReplayPlugin"]
+__all__ += ["SafeSynapticIntelligencePlugin"]

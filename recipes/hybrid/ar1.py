@@ -2,10 +2,10 @@
 
 import torch
 from avalanche.training import Naive
-from avalanche.training.plugins import SynapticIntelligencePlugin
 
 from avalanche_ext.plugins.latent_replay import LatentReplayPlugin, replay_memory_report, split_model
 from avalanche_ext.plugins.negative_replay import CWRStarHead
+from avalanche_ext.plugins.synaptic_intelligence import SafeSynapticIntelligencePlugin
 from avalanche_ext.registry import register
 
 
@@ -36,7 +36,7 @@ def build(ctx):
     )
     plugins = [CWRStarHead("classifier", mean_shift=hp.mean_shift), replay]
     if hp.si_lambda > 0:
-        plugins.append(SynapticIntelligencePlugin(hp.si_lambda, eps=hp.si_eps, excluded_parameters=excluded))
+        plugins.append(SafeSynapticIntelligencePlugin(hp.si_lambda, eps=hp.si_eps, excluded_parameters=excluded))
     strategy = Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=plugins))
     report = replay_memory_report(model, hp.latent_layer, ctx.stream.input_shape, hp.mem_size)
     strategy.mlflow_params = lambda: report
