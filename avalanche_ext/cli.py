@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from typing import Optional, Sequence
 
@@ -100,7 +101,7 @@ def cmd_taxonomy(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import SweepConfig, parse_grid, run_sweep
+    from .sweep import SweepConfig, parse_grid, run_sweep, sweep_table, write_sweep_record
 
     cfg = SweepConfig(
         recipe=args.recipe, grid=parse_grid(args.grid), benchmark=args.benchmark, scenario=args.scenario,
@@ -110,13 +111,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         overrides=_parse_sets(args.set),
     )
     rows = run_sweep(cfg)
-    keys = list(cfg.grid)
+    table = sweep_table(cfg, rows)
     print(f"sweep of {cfg.recipe} on {cfg.benchmark} (validation split, {cfg.seeds} seed(s)); best first:")
-    print(" | ".join(keys + ["val acc"]))
-    for r in rows:
-        print(" | ".join([str(r[k]) for k in keys] + [f"{100 * r['val_acc_mean']:.2f} ± {100 * r['val_acc_std']:.2f}"]))
+    print(table)
+    if args.out:
+        write_sweep_record(args.out, cfg, rows, command="avalanche-ext " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        print(f"record written to {args.out}")
     if args.json:
         print(json.dumps({"recipe": cfg.recipe, "benchmark": cfg.benchmark, "best": rows[0], "rows": rows}))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .report.compare import compare_reports
+
+    label_a, label_b = args.labels or (args.report_a, args.report_b)
+    path = compare_reports(args.report_a, args.report_b, label_a=label_a, label_b=label_b, out=args.out)
+    print(path.read_text())
+    print(f"written to {path}")
     return 0
 
 
@@ -182,8 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed override")
     sp.add_argument("--seeds", type=int, default=1)
     executor_options(sp)
+    sp.add_argument("--out", default=None, metavar="FILE.md",
+                    help="also write the table, with the command that made it, as a Markdown record")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_sweep)
+
+    sp = sub.add_parser("compare", help="two taxonomy reports side by side (e.g. from scratch vs pretrained)")
+    sp.add_argument("report_a", help="folder of a taxonomy report (has summary.json)")
+    sp.add_argument("report_b", help="folder of a second report on the same benchmark")
+    sp.add_argument("--labels", nargs=2, metavar=("A", "B"), help="names of the two settings in the table")
+    sp.add_argument("--out", required=True, help="folder for comparison.md and its charts")
+    sp.set_defaults(func=cmd_compare)
 
     sp = sub.add_parser("taxonomy", help="run every recipe in every supported scenario and write a report")
     common(sp)

@@ -82,3 +82,28 @@ def run_sweep(cfg: SweepConfig) -> list[dict[str, Any]]:
             for key, v in results.items()]
     rows.sort(key=lambda r: -np.nan_to_num(r["val_acc_mean"], nan=-1.0))
     return rows
+
+
+def sweep_table(cfg: SweepConfig, rows: list[dict[str, Any]]) -> str:
+    """The grid as a Markdown table, best first (validation accuracy in %, mean ± std over seeds)."""
+    keys = list(cfg.grid)
+    lines = ["| " + " | ".join(keys + ["val acc (%)", "runs"]) + " |", "|" + "---|" * (len(keys) + 2)]
+    for r in rows:
+        acc = f"{100 * r['val_acc_mean']:.2f} ± {100 * r['val_acc_std']:.2f}"
+        lines.append("| " + " | ".join([str(r[k]) for k in keys] + [acc, str(r["n"])]) + " |")
+    return "\n".join(lines)
+
+
+def write_sweep_record(path: str, cfg: SweepConfig, rows: list[dict[str, Any]], command: str) -> None:
+    """Write the sweep as a Markdown record: what was searched, on which split, the command, the table."""
+    from pathlib import Path
+
+    scenario = cfg.scenario or "the recipe's first scenario"
+    fixed = ", ".join(f"`{k}={v}`" for k, v in cfg.overrides.items()) or "none"
+    text = (f"# `{cfg.recipe}` on `{cfg.benchmark}`, {scenario}\n\n"
+            f"Validation split carved from the training data (the test stream is never used); "
+            f"{cfg.seeds} seed(s); fixed settings: {fixed}.\n\n"
+            f"```bash\n{command}\n```\n\n{sweep_table(cfg, rows)}\n")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
