@@ -52,6 +52,30 @@ def test_mkdocs_build_strict(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "site" / "index.html").is_file()
+    # the maths is rendered to MathML at build time: no page is left with raw LaTeX delimiters
+    pages = list((tmp_path / "site").rglob("*.html"))
+    raw = [str(p.relative_to(tmp_path)) for p in pages if '<span class="arithmatex">' in p.read_text()
+           or '<div class="arithmatex">' in p.read_text()]
+    assert not raw, f"pages with unrendered maths: {raw}"
+    assert "<math" in (tmp_path / "site" / "methods" / "hnet" / "index.html").read_text()
+
+
+def test_math_hook_renders_inline_and_block_and_names_a_bad_formula():
+    sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+    try:
+        import mathml as hook
+    finally:
+        sys.path.pop(0)
+    out = hook.render('<p><span class="arithmatex">\\(\\lambda &lt; 1\\)</span></p>'
+                      '<div class="arithmatex">\\[\\frac{a}{b}\\]</div>', "page.md")
+    assert 'display="inline"' in out and 'display="block"' in out and "<mfrac>" in out and "&#x0003C;" in out
+    assert "arithmatex" not in out
+    with pytest.raises(ValueError, match="page.md"):  # malformed
+        hook.render('<span class="arithmatex">\\(a^\\)</span>', "page.md")
+    with pytest.raises(ValueError, match="foo"):  # a command the converter would print as text
+        hook.render('<span class="arithmatex">\\(\\foo x\\)</span>', "page.md")
+    argmin = re.sub(r"<[^>]+>", "", hook.render('<span class="arithmatex">\\(\\arg\\min_x f\\)</span>', "p.md"))
+    assert re.match(r"arg.{0,12}minxf$", argmin), argmin  # rewritten to an operator, not printed as \\arg
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
@@ -61,3 +85,57 @@ def test_example_runs(example, tmp_path):
     proc = subprocess.run([sys.executable, str(example)], cwd=tmp_path, capture_output=True, text=True, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+
+
+def _doc_value(cell: str):
+    """The value a hyper-parameter cell shows: ``1000``, ``0.001``, `` `adam` ``, ``[10, 10]``, ``True``."""
+    cell = cell.strip()
+    head = re.match(r"(`[^`]*`|\[[^\]]*\]|\S+)", cell).group(1).strip("`")
+    for cast in (int, float):
+        try:
+            return cast(head)
+        except ValueError:
+            pass
+    if head.startswith("["):
+        return [_doc_value(v) for v in head.strip("[]").split(",") if v.strip()]
+    return {"true": True, "false": False}.get(head.lower(), head)
+
+
+def _same(doc, value) -> bool:
+    if isinstance(value, bool) or isinstance(doc, bool):
+        return doc == value or str(doc).lower() == str(value).lower()
+    if isinstance(value, (int, float)) and isinstance(doc, (int, float)):
+        return abs(doc - value) <= 1e-9 * max(1.0, abs(value))
+    if isinstance(value, (list, tuple)):
+        return isinstance(doc, list) and len(doc) == len(value) and all(_same(d, v) for d, v in zip(doc, value))
+    return str(doc) == str(value)
+
+
+def test_hyper_parameter_tables_match_the_recipes():
+    """Every value in a method page's hyper-parameter table is what the recipe resolves to."""
+    from avalanche_ext.benchmarks import BENCHMARKS
+
+    stale = []
+    for recipe in all_recipes():
+        lines = (ROOT / "docs" / "methods" / f"{recipe.name}.md").read_text().splitlines()
+        for i, line in enumerate(lines):
+            if not line.startswith("| hyper-parameter | default |"):
+                continue
+            header = [c.strip().strip("`") for c in line.strip("|").split("|")]
+            for row in lines[i + 2:]:
+                if not row.startswith("| `"):
+                    break
+                cells = [c.strip() for c in row.strip("|").split("|")]
+                keys = [k.strip().strip("`") for k in cells[0].split(",")]  # `a`, `b` | 1, 2
+                for column, cell in zip(header[1:], cells[1:]):
+                    if column not in ("default", *BENCHMARKS) or cell in ("–", "-", "") \
+                            or cell.startswith(("same", "common")):
+                        continue
+                    shown = [cell] if len(keys) == 1 else re.split(r",\s*(?![^\[]*\])", cell)
+                    for key, text in zip(keys, shown):
+                        value = recipe.defaults(None if column == "default" else column).get(key, "(absent)")
+                        if value is None and text.strip("`") in ("all", "none", "None"):
+                            continue
+                        if not _same(_doc_value(text), value):
+                            stale.append(f"{recipe.name}: {key} on {column}: page says {text!r}, recipe has {value!r}")
+    assert not stale, "method pages out of date:\n" + "\n".join(stale)

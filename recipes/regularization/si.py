@@ -18,7 +18,7 @@ from avalanche_ext.registry import register
     hparams={"si_lambda": 1.0, "eps": 0.1},
     # chosen on the validation split: docs/results/validation/si_*.md (Avalanche clips every importance
     # to 1e-3, so useful penalties are large)
-    per_benchmark={"split_mnist5k": {"si_lambda": 1000.0}, "permuted_mnist5k": {"si_lambda": 100.0}},
+    per_benchmark={"split_mnist5k": {"si_lambda": 1000.0}, "permuted_mnist5k": {"si_lambda": 10.0}},
     summary="per-weight importance from the path integral of the gradient; quadratic penalty",
 )
 def build(ctx):
