@@ -64,6 +64,28 @@ def subsample(source, per_class_train: int, per_class_test: int, seed: int = 0):
     return Source(source.name + "-sub", source.x_train[tr], source.y_train[tr], source.x_test[te], source.y_test[te])
 
 
+#: off-stream data the feature extractor is pretrained on, per benchmark (never the stream's own)
+PRETRAIN_SOURCE = {"split_mnist5k": "fmnist", "split_fmnist": "mnist5k"}
+_FEATURE_CACHE: dict = {}
+
+
+def embed(source, name: str, args):
+    """``source`` mapped through a frozen extractor (MLP 400-400) pretrained on other data."""
+    from avalanche_ext.benchmarks.sources import Source
+    from avalanche_ext.models import build_network
+    from avalanche_ext.models.pretrain import pretrain_features
+
+    key = (name, source.name)
+    if key not in _FEATURE_CACHE:
+        net = build_network(tuple(source.x_train.shape[1:]), 10, hidden=args.hidden, layers=2)
+        pretrain_features(net, PRETRAIN_SOURCE[name], epochs=5, input_shape=tuple(source.x_train.shape[1:]))
+        net.eval()
+        with torch.no_grad():
+            f_train, f_test = net.features(source.x_train).flatten(1), net.features(source.x_test).flatten(1)
+        _FEATURE_CACHE[key] = Source(source.name + "-features", f_train, source.y_train, f_test, source.y_test)
+    return _FEATURE_CACHE[key]
+
+
 def make_stream(name: str, seed: int, args):
     from avalanche_ext.benchmarks import build_benchmark
     from avalanche_ext.benchmarks.sources import LOADERS
@@ -71,8 +93,13 @@ def make_stream(name: str, seed: int, args):
 
     if name == "split_fmnist":
         source = subsample(LOADERS["fmnist"](None), args.fmnist_train_per_class, args.fmnist_test_per_class)
-        return split_stream(source, name, "class", 5, seed)
-    return build_benchmark(name, "class", seed=seed)
+    elif args.features == "pretrained":
+        source = LOADERS["mnist5k"](None)
+    else:
+        return build_benchmark(name, "class", seed=seed)
+    if args.features == "pretrained":
+        source = embed(source, name, args)
+    return split_stream(source, name, "class", 5, seed)
 
 
 def make_buffer(kind: str, per_class: int, n_classes: int):
@@ -103,7 +130,9 @@ def streaming_run(name: str, kind: str, per_class: int, seed: int, args) -> dict
     import random
 
     random.seed(seed)
-    model = build_network(stream.input_shape, stream.n_outputs, hidden=args.hidden, layers=2)
+    # on pretrained features the network is the classifier above the frozen extractor
+    layers = 1 if args.features == "pretrained" else 2
+    model = build_network(stream.input_shape, stream.n_outputs, hidden=args.hidden, layers=layers)
     buffer = make_buffer(kind, per_class, stream.n_outputs)
 
     class Replay(ReplayPlugin):
@@ -122,7 +151,7 @@ def streaming_run(name: str, kind: str, per_class: int, seed: int, args) -> dict
         strategy.train(exp)
         n_mini += 1
     train_s = time.perf_counter() - t0
-    return {"benchmark": name, "buffer": kind, "per_class": per_class, "seed": seed,
+    return {"benchmark": name, "features": args.features, "buffer": kind, "per_class": per_class, "seed": seed,
             "acc": stream_accuracy(model, stream.test_stream, batch_size=1000), "train_s": train_s, "mini_experiences": n_mini,
             "stored": len(buffer.buffer)}
 
@@ -152,7 +181,8 @@ def plot(results: list[dict], path: Path) -> None:
         ax.set_xticklabels([str(k) for k in ks])
         ax.set_xlabel("memory: stored vectors per class")
         ax.set_ylabel("final accuracy (%)")
-        ax.set_title(f"{b}, streaming class-IL ({n_seeds} seed{'s' * (n_seeds > 1)})")
+        space = "pretrained features" if any(r.get("features") == "pretrained" for r in results) else "pixels"
+        ax.set_title(f"{b}, streaming class-IL, {space} ({n_seeds} seed{'s' * (n_seeds > 1)})")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -172,10 +202,18 @@ def main(argv=None) -> None:
     p.add_argument("--fmnist-train-per-class", type=int, default=600)
     p.add_argument("--fmnist-test-per-class", type=int, default=200)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=str(ROOT / "perf" / "results" / "exstream_memory_curve.json"),
-                   help="results (JSON); runs already in it are not repeated")
-    p.add_argument("--plot", default=str(ROOT / "docs" / "methods" / "exstream_memory_curve.png"))
+    p.add_argument("--features", default="pixels", choices=["pixels", "pretrained"],
+                   help="stream raw pixels, or embeddings of a frozen MLP 400-400 pretrained on other data "
+                        "(Fashion-MNIST for split_mnist5k, the MNIST subset for split_fmnist), as the paper "
+                        "streams CNN embeddings")
+    p.add_argument("--out", default=None, help="results (JSON); runs already in it are not repeated "
+                   "(default perf/results/exstream_memory_curve[_features].json)")
+    p.add_argument("--plot", default=None,
+                   help="default docs/methods/exstream_memory_curve[_features].png")
     args = p.parse_args(argv)
+    suffix = "" if args.features == "pixels" else "_features"
+    args.out = args.out or str(ROOT / "perf" / "results" / f"exstream_memory_curve{suffix}.json")
+    args.plot = args.plot or str(ROOT / "docs" / "methods" / f"exstream_memory_curve{suffix}.png")
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # ReplayPlugin calls buffer.update()
     warnings.filterwarnings("ignore", message="No loggers specified")
