@@ -51,7 +51,10 @@ class RunConfig:
 
 #: Fault injection for crash-recovery tests: ``AVALANCHE_EXT_KILL_AFTER=N`` (or
 #: ``RunConfig.kill_after=N``) makes the run SIGKILL its own process right after writing the
-#: checkpoint of training step ``N``, as a crashed machine would.
+#: checkpoint of training step ``N``, as a crashed machine would. It fires only in a run not
+#: asked to resume: a resumed run (``--resume``, or an executor's retry) is the recovery and must
+#: not crash again at the same step (in a process pool one dead worker takes its neighbours down
+#: too, before they reach their own step ``N``).
 KILL_AFTER_ENV = "AVALANCHE_EXT_KILL_AFTER"
 
 
@@ -215,7 +218,8 @@ def run(cfg: RunConfig) -> dict[str, Any]:
                         logger.client.set_tag(logger.run_id, "checkpoint_error", str(e)[:5000])
                         writer = None
                         continue
-                    _maybe_kill(step, cfg.kill_after)
+                    if not cfg.resume:
+                        _maybe_kill(step, cfg.kill_after)
                     if cfg.stop_after is not None and step >= cfg.stop_after:
                         stopped = True
                         break

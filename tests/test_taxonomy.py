@@ -81,9 +81,13 @@ def test_a_worker_killed_mid_run_is_resumed_from_its_checkpoint(tmp_path, tracki
     rows = list(csv.DictReader(open(tmp_path / "killed" / "results.csv")))
     assert {r["recipe"] for r in rows} == {"replay", "si"}
     client = MlflowClient(tracking_uri)
-    for r in rows:
-        run = client.get_run(r["mlflow_run_id"])
-        assert run.info.status == "FINISHED" and run.data.tags["resumed_from_step"] == "2"
+    runs = [client.get_run(r["mlflow_run_id"]) for r in rows]
+    assert all(run.info.status == "FINISHED" for run in runs)
+    # The first worker to die resumes after step 2. Its death breaks the pool, which takes the
+    # other worker down wherever it was: that run resumes from its last checkpoint (or restarts
+    # if it had none); either way, resumed runs reach the uninterrupted numbers above.
+    resumed = [run.data.tags.get("resumed_from_step") for run in runs]
+    assert "2" in resumed and all(step in (None, "1", "2") for step in resumed)
     assert not list((tmp_path / "killed" / "checkpoints").glob("*.ckpt"))
 
 
