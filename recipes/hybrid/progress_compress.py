@@ -36,7 +36,7 @@ def parse_lateral(text: str):
         "adaptor_width": 0,
     },
     # chosen on the validation split: docs/results/validation/progress_compress_*.md
-    per_benchmark={"permuted_mnist5k": {"compress_epochs": 8, "ewc_lambda": 30.0}},
+    per_benchmark={"permuted_mnist5k": {"compress_epochs": 8, "ewc_lambda": 30.0, "lateral": "none"}},
     summary="active column with lateral adaptors (progress), distilled into a knowledge base under online EWC (compress)",
 )
 def build(ctx):
