@@ -8,25 +8,14 @@ Needs Debian's ``chromium``. Prints each PNG's path, and any console error the p
 from __future__ import annotations
 
 import argparse
-import http.server
-import os
-import shutil
-import socketserver
-import subprocess
 import sys
 import tempfile
-import threading
-from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
+sys.path.insert(0, str(ROOT / "tests"))
 
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # no access log on the terminal
-        pass
+from site_browser import CHROMIUM, build_site, screenshot, serve  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -35,33 +24,23 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="site-shots", help="folder for the PNG files")
     p.add_argument("--size", default="1280,1600", help="window width,height in pixels")
     args = p.parse_args(argv)
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+    if CHROMIUM is None:
         print("error: Debian's chromium is not installed (apt-get install -y chromium)", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    errors = 0
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
-        subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-d", str(site)], cwd=ROOT, check=True,
-                       env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
-        handler = partial(_QuietHandler, directory=str(site))
-        with socketserver.TCPServer(("127.0.0.1", 0), handler) as server:
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            url = f"http://127.0.0.1:{server.server_address[1]}"
-            errors = 0
+        build_site(site)
+        with serve(site) as url:
             for page in args.pages:
                 shot = out / ((page.strip("/").replace("/", "_") or "home") + ".png")
-                proc = subprocess.run([chromium, *FLAGS, f"--user-data-dir={Path(tmp) / 'profile'}",
-                                       f"--window-size={args.size}", f"--screenshot={shot.resolve()}",
-                                       f"{url}/{page}"], capture_output=True, text=True, timeout=120)
-                console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
-                bad = [ln for ln in console if "error" in ln.lower() or "Uncaught" in ln]
+                bad = screenshot(f"{url}/{page}", shot, Path(tmp) / "profile", size=args.size)
                 errors += len(bad)
                 print(f"{shot}  ({'no console errors' if not bad else f'{len(bad)} console error(s)'})")
                 for line in bad:
                     print("   ", line)
-            server.shutdown()
     return 1 if errors else 0
 
 
