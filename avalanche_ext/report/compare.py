@@ -12,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .tables import _fmt  # noqa: E402 - "mean ± std" in %, as in the taxonomy tables
+
 
 def load_summary(folder: str | Path) -> dict[str, Any]:
     """The ``summary.json`` that ``avalanche-ext taxonomy`` wrote into ``folder``."""
@@ -49,20 +51,16 @@ def compare_reports(a: str | Path, b: str | Path, *, label_a: str, label_b: str,
                   "|---|---|---|---|---|---|"]
         for k in keys:
             ra, rb = rows_a[k], rows_b[k]
-            lines.append(f"| {k[0]} | {_pm(ra['acc_mean'], ra['acc_std'])} | {_pm(rb['acc_mean'], rb['acc_std'])} "
+            lines.append(f"| {k[0]} | {_fmt(ra['acc_mean'], ra['acc_std'])} | {_fmt(rb['acc_mean'], rb['acc_std'])} "
                          f"| {100 * (rb['acc_mean'] - ra['acc_mean']):+.1f} "
-                         f"| {_pm(ra['forgetting_mean'], ra['forgetting_std'])} "
-                         f"| {_pm(rb['forgetting_mean'], rb['forgetting_std'])} |")
+                         f"| {_fmt(ra['forgetting_mean'], ra['forgetting_std'])} "
+                         f"| {_fmt(rb['forgetting_mean'], rb['forgetting_std'])} |")
         chart = _chart(keys, rows_a, rows_b, label_a, label_b, out / f"comparison_{scenario}.png",
                        f"{sa['benchmark']}, {scenario}-incremental")
         lines += ["", f"![{scenario}-incremental: {label_a} vs {label_b}]({chart.name})", ""]
     path = out / "comparison.md"
     path.write_text("\n".join(lines))
     return path
-
-
-def _pm(mean: float, std: float) -> str:
-    return f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
 def _chart(keys, rows_a, rows_b, label_a, label_b, path: Path, title: str) -> Path:
