@@ -218,8 +218,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
                         logger.client.set_tag(logger.run_id, "checkpoint_error", str(e)[:5000])
                         writer = None
                         continue
-                    if not cfg.resume:
-                        _maybe_kill(step, cfg.kill_after)
+                    _maybe_kill(step, cfg)
                     if cfg.stop_after is not None and step >= cfg.stop_after:
                         stopped = True
                         break
@@ -258,9 +257,11 @@ def _close_abandoned(ckpt: Checkpointer, uri: str) -> None:
         pass
 
 
-def _maybe_kill(step: int, kill_after: Optional[int]) -> None:
-    """Die like a crashed machine after checkpoint ``step`` if fault injection asks for it."""
-    if kill_after == step or os.environ.get(KILL_AFTER_ENV) == str(step):
+def _maybe_kill(step: int, cfg: RunConfig) -> None:
+    """Die like a crashed machine after checkpoint ``step`` if fault injection asks for it (see KILL_AFTER_ENV)."""
+    if cfg.resume:
+        return
+    if cfg.kill_after == step or os.environ.get(KILL_AFTER_ENV) == str(step):
         os.kill(os.getpid(), signal.SIGKILL)
 
 

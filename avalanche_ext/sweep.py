@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -96,8 +97,6 @@ def sweep_table(cfg: SweepConfig, rows: list[dict[str, Any]]) -> str:
 
 def write_sweep_record(path: str, cfg: SweepConfig, rows: list[dict[str, Any]], command: str) -> None:
     """Write the sweep as a Markdown record: what was searched, on which split, the command, the table."""
-    from pathlib import Path
-
     scenario = cfg.scenario or "the recipe's first scenario"
     fixed = ", ".join(f"`{k}={v}`" for k, v in cfg.overrides.items()) or "none"
     text = (f"# `{cfg.recipe}` on `{cfg.benchmark}`, {scenario}\n\n"
