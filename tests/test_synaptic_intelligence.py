@@ -80,3 +80,14 @@ def test_si_limits_drift_of_important_weights():
         return (after - before).norm().item()
 
     assert drift(1e4) < 0.5 * drift(0.0)
+
+
+def test_bad_settings_fail_at_construction():
+    import pytest
+
+    with pytest.raises(ValueError, match="si_lambda"):
+        SafeSynapticIntelligencePlugin(si_lambda=-1.0)
+    with pytest.raises(ValueError, match="si_lambda"):
+        SafeSynapticIntelligencePlugin(si_lambda=[1.0, -2.0])
+    with pytest.raises(ValueError, match="eps"):
+        SafeSynapticIntelligencePlugin(si_lambda=1.0, eps=0.0)
