@@ -1,5 +1,6 @@
 """One ``SupervisedPlugin`` per method."""
 
+from .buffer_rehearsal import BufferRehearsalPlugin
 from .exstream import ExStreamPlugin
 from .guards import FiniteLossGuard, NonFiniteLossError
 from .supsup import SupSupPlugin
@@ -11,7 +12,7 @@ from .hypernet import HypernetworkPlugin
 from .latent_replay import LatentBuffer, LatentLayerError, LatentReplayPlugin
 from .negative_replay import CWRStarHead, GenerativeLatentReplayPlugin
 from .synaptic_intelligence import SafeSynapticIntelligencePlugin
-__all__ = ["ExStreamPlugin", "FiniteLossGuard", "NonFiniteLossError"]
+__all__ = ["BufferRehearsalPlugin", "ExStreamPlugin", "FiniteLossGuard", "NonFiniteLossError"]
 __all__ += ["SupSupPlugin"]
 __all__ += ["EnsemblePlugin", "PiggybackPlugin"]
 __all__ += ["HATPlugin"]
