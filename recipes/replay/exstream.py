@@ -3,7 +3,7 @@
 from avalanche.training import Naive
 from avalanche.training.plugins import ReplayPlugin
 
-from avalanche_ext.plugins import ExStreamPlugin
+from avalanche_ext.plugins import BufferRehearsalPlugin, ExStreamPlugin
 from avalanche_ext.registry import register
 from avalanche_ext.storage import ExStreamBuffer
 
@@ -20,7 +20,7 @@ def n_label_groups(stream) -> int:
     family="replay",
     paper="Hayes, Cahill, Kanan, Memory Efficient Experience Replay for Streaming Learning, ICRA 2019, arXiv:1809.05922",
     scenarios=("class", "task", "domain"),
-    hparams={"mem_size": 200, "balance": "class", "space": "raw", "batch_size_mem": 32},
+    hparams={"mem_size": 200, "balance": "class", "space": "raw", "rehearsal": "mixed", "batch_size_mem": 32},
     per_benchmark={"split_mnist5k": {"mem_size": 1000}, "permuted_mnist5k": {"mem_size": 1000},
                    "split_fmnist": {"mem_size": 1000}, "permuted_fmnist": {"mem_size": 1000}},
     summary="replay a per-class memory that merges its two nearest points into their weighted mean",
@@ -29,12 +29,18 @@ def build(ctx):
     """``balance``: ``class`` (mem_size / classes points per class) or ``global`` (shared,
     the largest class merges); ``space``: ``raw`` (inputs, Avalanche's ReplayPlugin) or
     ``latent`` (the network's ``features`` are frozen and the buffer stores their output,
-    replayed into ``classifier``)."""
+    replayed into ``classifier``); ``rehearsal``: ``mixed`` (``batch_size_mem`` buffer samples join
+    every mini-batch of new data) or ``buffer`` (the paper's protocol: the experience goes into the
+    buffer first, then training passes over the whole buffer, in raw space only)."""
     hp = ctx.hp
     if hp.balance not in ("class", "global"):
         raise ValueError(f"exstream: balance must be 'class' or 'global', got {hp.balance!r}")
     if hp.space not in ("raw", "latent"):
         raise ValueError(f"exstream: space must be 'raw' or 'latent', got {hp.space!r}")
+    if hp.rehearsal not in ("mixed", "buffer"):
+        raise ValueError(f"exstream: rehearsal must be 'mixed' or 'buffer', got {hp.rehearsal!r}")
+    if hp.rehearsal == "buffer" and hp.space != "raw":
+        raise ValueError("exstream: rehearsal='buffer' trains the whole model on the buffer, so it needs space='raw'")
     per_class = None
     if hp.balance == "class":
         groups = n_label_groups(ctx.stream)
@@ -44,7 +50,10 @@ def build(ctx):
     model = ctx.model()
     if hp.space == "raw":
         buffer = ExStreamBuffer(hp.mem_size, per_class=per_class)
-        plugin = ReplayPlugin(mem_size=hp.mem_size, batch_size_mem=hp.batch_size_mem, storage_policy=buffer)
+        if hp.rehearsal == "buffer":
+            plugin = BufferRehearsalPlugin(buffer)
+        else:
+            plugin = ReplayPlugin(mem_size=hp.mem_size, batch_size_mem=hp.batch_size_mem, storage_policy=buffer)
         params = model.parameters()
     else:
         for p in model.features.parameters():
