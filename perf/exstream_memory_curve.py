@@ -1,9 +1,8 @@
 """Accuracy vs memory size in streaming class-IL: ExStream vs reservoir vs class-balanced replay.
 
 The streaming protocol: each original experience is cut into online mini-experiences of
-``--experience-size`` samples (Avalanche's ``split_online_stream``); the model is trained
-once on each (every sample is seen once) with Avalanche's ``ReplayPlugin``, whose
-``storage_policy`` is the only thing that changes between the three buffers:
+``--experience-size`` samples (Avalanche's ``split_online_stream``), and each is trained on
+once. The buffer is the only thing that changes between the three runs:
 
 * ``exstream``: :class:`avalanche_ext.storage.ExStreamBuffer` with ``k`` points per class;
 * ``reservoir``: Avalanche's ``ReservoirSamplingBuffer`` of ``10 k`` samples;
@@ -13,17 +12,27 @@ once on each (every sample is seen once) with Avalanche's ``ReplayPlugin``, whos
 All hold the same number of stored vectors at the end (``k`` per class, 10 classes).
 Accuracy is measured on the whole test set after the last experience.
 
-The model is an MLP 400-400 on the raw pixels, trained with Adam (lr 1e-3), 10 new and
-10 replayed samples per step. (The paper streams embeddings of a pretrained CNN; no
-pretrained network can be downloaded here, so this measures the pixel space.)
+Two rehearsal protocols (``--rehearsal``), the same for every buffer:
+
+* ``buffer`` (default, the paper's): each mini-experience is put into the buffer first,
+  then the model trains one pass over the whole buffer in mini-batches of
+  ``--buffer-batch`` (:class:`avalanche_ext.plugins.BufferRehearsalPlugin`);
+* ``mixed``: Avalanche's ``ReplayPlugin``, each step learns ``--experience-size`` new
+  samples plus ``--batch-size-mem`` samples drawn from the buffer, which is updated
+  after the mini-experience.
+
+The model is an MLP 400-400 on the raw pixels, trained with Adam (lr 1e-3). (The paper
+streams embeddings of a pretrained CNN; none can be downloaded here. ``--features
+pretrained`` streams embeddings of an MLP pretrained on the other data set instead.)
 
 Usage::
 
     python perf/exstream_memory_curve.py --seeds 0 1 2 --threads 1
+    python perf/exstream_memory_curve.py --rehearsal mixed --seeds 0 1 2 --threads 1
     python perf/exstream_memory_curve.py --benchmarks split_mnist5k --per-class 2 20 --seeds 0  # quick
 
-Writes ``perf/results/exstream_memory_curve.json`` and
-``docs/methods/exstream_memory_curve.png`` (and prints a table).
+Writes ``perf/results/exstream_memory_curve[_features][_mixed].json`` and
+``docs/methods/exstream_memory_curve[_features][_mixed].png`` (and prints a table).
 """
 
 from __future__ import annotations
@@ -141,9 +150,15 @@ def streaming_run(name: str, kind: str, per_class: int, seed: int, args) -> dict
         def after_training_exp(self, strategy, **kwargs):
             self.storage_policy.post_adapt(strategy, strategy.experience)
 
-    replay = Replay(mem_size=buffer.max_size, batch_size_mem=args.batch_size_mem, storage_policy=buffer)
+    if args.rehearsal == "buffer":
+        from avalanche_ext.plugins import BufferRehearsalPlugin
+
+        replay, mb_size = BufferRehearsalPlugin(buffer), args.buffer_batch
+    else:
+        replay = Replay(mem_size=buffer.max_size, batch_size_mem=args.batch_size_mem, storage_policy=buffer)
+        mb_size = args.experience_size
     strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=args.lr),
-                     criterion=torch.nn.CrossEntropyLoss(), train_mb_size=args.experience_size,
+                     criterion=torch.nn.CrossEntropyLoss(), train_mb_size=mb_size,
                      train_epochs=1, eval_mb_size=1000, plugins=[replay], evaluator=None)
     t0 = time.perf_counter()
     n_mini = 0
@@ -151,7 +166,7 @@ def streaming_run(name: str, kind: str, per_class: int, seed: int, args) -> dict
         strategy.train(exp)
         n_mini += 1
     train_s = time.perf_counter() - t0
-    return {"benchmark": name, "features": args.features, "buffer": kind, "per_class": per_class, "seed": seed,
+    return {"benchmark": name, "features": args.features, "rehearsal": args.rehearsal, "buffer": kind, "per_class": per_class, "seed": seed,
             "acc": stream_accuracy(model, stream.test_stream, batch_size=1000), "train_s": train_s, "mini_experiences": n_mini,
             "stored": len(buffer.buffer)}
 
@@ -182,7 +197,8 @@ def plot(results: list[dict], path: Path) -> None:
         ax.set_xlabel("memory: stored vectors per class")
         ax.set_ylabel("final accuracy (%)")
         space = "pretrained features" if any(r.get("features") == "pretrained" for r in results) else "pixels"
-        ax.set_title(f"{b}, streaming class-IL, {space} ({n_seeds} seed{'s' * (n_seeds > 1)})")
+        protocol = "buffer pass" if all(r.get("rehearsal", "mixed") == "buffer" for r in results) else "mixed batches"
+        ax.set_title(f"{b}, streaming class-IL\n{space}, {protocol} ({n_seeds} seed{'s' * (n_seeds > 1)})")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -196,7 +212,11 @@ def main(argv=None) -> None:
     p.add_argument("--buffers", nargs="+", default=list(BUFFERS), choices=BUFFERS)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--experience-size", type=int, default=10)
-    p.add_argument("--batch-size-mem", type=int, default=10)
+    p.add_argument("--rehearsal", default="buffer", choices=["buffer", "mixed"],
+                   help="buffer: insert, then one pass over the whole buffer (the paper's protocol); "
+                        "mixed: Avalanche's ReplayPlugin, new samples plus --batch-size-mem replayed per step")
+    p.add_argument("--buffer-batch", type=int, default=128, help="mini-batch size of a pass over the buffer")
+    p.add_argument("--batch-size-mem", type=int, default=10, help="replayed samples per step (mixed)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden", type=int, default=400)
     p.add_argument("--fmnist-train-per-class", type=int, default=600)
@@ -211,7 +231,7 @@ def main(argv=None) -> None:
     p.add_argument("--plot", default=None,
                    help="default docs/methods/exstream_memory_curve[_features].png")
     args = p.parse_args(argv)
-    suffix = "" if args.features == "pixels" else "_features"
+    suffix = ("" if args.features == "pixels" else "_features") + ("" if args.rehearsal == "buffer" else "_mixed")
     args.out = args.out or str(ROOT / "perf" / "results" / f"exstream_memory_curve{suffix}.json")
     args.plot = args.plot or str(ROOT / "docs" / "methods" / f"exstream_memory_curve{suffix}.png")
     torch.set_num_threads(args.threads)
