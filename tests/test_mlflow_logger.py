@@ -73,3 +73,27 @@ def test_nan_loss_stops_the_run_and_marks_it_failed(tracking_uri):
 def test_unreachable_server_fails_before_training():
     with pytest.raises(TrackingUnavailableError, match="cannot reach"):
         MLflowLogger(tracking_uri="http://127.0.0.1:9")
+
+
+def _first_contact(uri):
+    from avalanche_ext.logging import check_tracking
+
+    check_tracking(uri)
+    MLflowLogger(tracking_uri=uri, run_name="concurrent").close()
+
+
+def test_concurrent_first_runs_share_a_new_sqlite_store(tmp_path):
+    # Two `avalanche-ext run` started together on a database that does not exist yet both
+    # create MLflow's schema; without a lock one of them dies in the migration.
+    import multiprocessing as mp
+
+    uri = f"sqlite:///{tmp_path}/fresh.db"
+    ctx = mp.get_context("fork")  # the modules are imported already: starts in milliseconds
+    procs = [ctx.Process(target=_first_contact, args=(uri,)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("avalanche-ext").experiment_id])
+    assert len(runs) == 4

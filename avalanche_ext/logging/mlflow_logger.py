@@ -39,7 +39,14 @@ class TrackingUnavailableError(RuntimeError):
 
 
 def check_tracking(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast when an ``http(s)`` tracking server does not answer."""
+    """Fail fast when an ``http(s)`` tracking server does not answer; open a SQLite store.
+
+    A SQLite store is opened (and created on first use) by :func:`open_sqlite_store`, so
+    that runs started together on a new database do not race on its schema.
+    """
+    if uri.startswith("sqlite:///"):
+        open_sqlite_store(uri)
+        return
     if not uri.startswith(("http://", "https://")):
         return
     import urllib.error
@@ -54,6 +61,28 @@ def check_tracking(uri: str, timeout: float = 5.0) -> None:
         ) from e
 
 
+def open_sqlite_store(uri: str) -> None:
+    """Open the SQLite tracking store ``uri`` in this process, holding a lock beside the database.
+
+    MLflow creates and migrates a store's schema when a process first opens it; two processes
+    doing that at once on a new database fail (``duplicate column name``). The lock file
+    (``<db>.lock``) makes the first opener create the schema and the others wait for it. MLflow
+    keeps the opened store for the process, so later clients of ``uri`` reuse it.
+    """
+    from mlflow.tracking import MlflowClient
+
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock (start concurrent runs on an existing store there)
+        fcntl = None
+    db = Path(uri[len("sqlite:///"):]).expanduser()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "a") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+
 def default_artifact_location(uri: str) -> Optional[str]:
     """Artifacts of a SQLite store live beside the database (``mlartifacts/``), not in the working directory."""
     if uri.startswith("sqlite:///"):
@@ -64,10 +93,18 @@ def default_artifact_location(uri: str) -> Optional[str]:
 
 def ensure_experiment(client: Any, name: str, uri: str) -> str:
     """The id of experiment ``name``, created (with :func:`default_artifact_location`) if missing."""
+    from mlflow.exceptions import MlflowException
+
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return client.create_experiment(name, artifact_location=default_artifact_location(uri))
+    try:
+        return client.create_experiment(name, artifact_location=default_artifact_location(uri))
+    except MlflowException:
+        exp = client.get_experiment_by_name(name)  # created by a concurrent run in between
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def describe_strategy(strategy: Any) -> dict[str, Any]:
