@@ -17,7 +17,7 @@ import torch
 from .benchmarks import build_benchmark, get_spec
 from .checkpoint import CheckpointError, Checkpointer, capture_state
 from .functional import summarize
-from .logging import MLflowLogger, ProgressLogger, check_tracking, resolve_tracking_uri
+from .logging import MLflowLogger, ProgressLogger, check_tracking, resolve_tracking_uri, tracking_client
 from .plugins import FiniteLossGuard
 from .recipe import RecipeContext
 from .registry import get_recipe
@@ -242,13 +242,11 @@ def run(cfg: RunConfig) -> dict[str, Any]:
 
 def _close_abandoned(ckpt: Checkpointer, uri: str) -> None:
     """A run started again without --resume: end the MLflow run its old checkpoint belongs to."""
-    from mlflow.tracking import MlflowClient
-
     try:
         run_id = ckpt.load()["progress"]["mlflow_run_id"]
     except Exception:  # noqa: BLE001 - another run's or an unreadable checkpoint: nothing of ours to close
         return
-    client = MlflowClient(uri)
+    client = tracking_client(uri)
     try:
         if client.get_run(run_id).info.status == "RUNNING":
             client.set_tag(run_id, "abandoned", "started again without --resume")

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from .benchmarks import get_spec
 from .executors import EXECUTORS, default_workers, dispatch
-from .logging import check_tracking, resolve_tracking_uri
+from .logging import check_tracking, resolve_tracking_uri, tracking_client
 from .logging.mlflow_logger import ensure_experiment
 from .registry import all_recipes, get_recipe
 from .report.tables import ResultTable
@@ -119,8 +119,6 @@ def _reuse_finished(cfg: TaxonomyConfig, out: Path, jobs: list[RunConfig], table
 
 def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
     """Run the plan, track it under one MLflow parent run, write and log the report."""
-    from mlflow.tracking import MlflowClient
-
     jobs, skipped = plan(cfg)
     if cfg.executor not in EXECUTORS:
         raise ValueError(f"unknown executor {cfg.executor!r}: use {', '.join(EXECUTORS)}")
@@ -130,7 +128,7 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
     from .benchmarks import build_benchmark
 
     build_benchmark(cfg.benchmark, n_experiences=cfg.n_experiences, data_root=cfg.data_root)
-    client = MlflowClient(uri)
+    client = tracking_client(uri)
     exp_id = ensure_experiment(client, cfg.experiment, uri)
     parent = client.create_run(exp_id, run_name=f"taxonomy/{cfg.benchmark}", tags={"kind": "taxonomy"})
     parent_id = parent.info.run_id

@@ -6,6 +6,7 @@ from .mlflow_logger import (
     TrackingUnavailableError,
     check_tracking,
     resolve_tracking_uri,
+    tracking_client,
 )
 from .progress import ProgressLogger
 
@@ -16,4 +17,5 @@ __all__ = [
     "TrackingUnavailableError",
     "check_tracking",
     "resolve_tracking_uri",
+    "tracking_client",
 ]

@@ -39,14 +39,7 @@ class TrackingUnavailableError(RuntimeError):
 
 
 def check_tracking(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast when an ``http(s)`` tracking server does not answer; open a SQLite store.
-
-    A SQLite store is opened (and created on first use) by :func:`open_sqlite_store`, so
-    that runs started together on a new database do not race on its schema.
-    """
-    if uri.startswith("sqlite:///"):
-        open_sqlite_store(uri)
-        return
+    """Fail fast when an ``http(s)`` tracking server does not answer (a local store is not created here)."""
     if not uri.startswith(("http://", "https://")):
         return
     import urllib.error
@@ -61,8 +54,8 @@ def check_tracking(uri: str, timeout: float = 5.0) -> None:
         ) from e
 
 
-def open_sqlite_store(uri: str) -> None:
-    """Open the SQLite tracking store ``uri`` in this process, holding a lock beside the database.
+def tracking_client(uri: str) -> Any:
+    """An ``MlflowClient`` for ``uri``; a SQLite store is opened under a lock beside the database.
 
     MLflow creates and migrates a store's schema when a process first opens it; two processes
     doing that at once on a new database fail (``duplicate column name``). The lock file
@@ -71,6 +64,8 @@ def open_sqlite_store(uri: str) -> None:
     """
     from mlflow.tracking import MlflowClient
 
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri)
     try:
         import fcntl
     except ImportError:  # not a POSIX system: no lock (start concurrent runs on an existing store there)
@@ -80,7 +75,9 @@ def open_sqlite_store(uri: str) -> None:
     with open(f"{db}.lock", "a") as lock:
         if fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        client = MlflowClient(tracking_uri=uri)  # may create the store: inside the lock
+        client.search_experiments(max_results=1)
+    return client
 
 
 def default_artifact_location(uri: str) -> Optional[str]:
@@ -189,11 +186,9 @@ class MLflowLogger(BaseLogger, SupervisedPlugin):
     ):
         BaseLogger.__init__(self)
         SupervisedPlugin.__init__(self)
-        from mlflow.tracking import MlflowClient
-
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         check_tracking(self.tracking_uri)
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self.client = tracking_client(self.tracking_uri)
         self.experiment_name = experiment_name
         self.accuracy_matrix: dict[int, dict[int, float]] = {}
         self._row: dict[int, float] = {}
