@@ -150,6 +150,18 @@ def test_vae_remembers_old_classes_through_self_replay():
     assert d_own < d_other
 
 
+def test_sampling_temperature_scales_the_code():
+    vae = LatentVAE(6, n_classes=3, hidden=16, code_dim=4)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    z0, _ = vae.sample(6, labels=labels, temperature=0.0)
+    assert torch.equal(z0, vae.decode(torch.zeros(6, 4), labels))  # the code at the prior's mean
+    za, _ = vae.sample(6, labels=labels, generator=torch.Generator().manual_seed(1), temperature=2.0)
+    u = 2.0 * torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(za, vae.decode(u, labels))
+    with pytest.raises(ValueError, match="temperature"):
+        vae.sample(2, labels=labels[:2], temperature=-1.0)
+
+
 def test_wrong_latent_or_output_layer_fails_before_any_update(stream):
     for plugins, match in [
         ([CWRStarHead("classifier"), GenerativeLatentReplayPlugin("encoder", **FAST_VAE)], "no layer named 'encoder'"),

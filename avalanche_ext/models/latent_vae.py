@@ -117,6 +117,7 @@ class LatentVAE(nn.Module):
         *,
         labels: Optional[Tensor] = None,
         generator: Optional[torch.Generator] = None,
+        temperature: float = 1.0,
     ) -> tuple[Tensor, Tensor]:
         """Draw ``n`` latent vectors.
 
@@ -125,10 +126,14 @@ class LatentVAE(nn.Module):
             classes: classes to draw from uniformly (conditional VAE); default: all seen.
             labels: explicit label of every sample (overrides ``classes``).
             generator: random generator for reproducible draws.
+            temperature: spread of the code relative to the prior (``u ~ N(0, t^2 I)``);
+                0 decodes the prior's mean, above 1 reaches further from each class's centre.
 
         Returns:
             ``(z, y)``: the vectors and their classes (``-1`` for an unconditional VAE).
         """
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
         dev = self.scale.device
         if self.conditional:
             if labels is None:
@@ -140,7 +145,7 @@ class LatentVAE(nn.Module):
             y = labels.to(dev).long()
         else:
             y = torch.full((n,), -1, dtype=torch.long, device=dev)
-        u = torch.randn(n, self.code_dim, generator=generator).to(dev)
+        u = temperature * torch.randn(n, self.code_dim, generator=generator).to(dev)
         return self.decode(u, y if self.conditional else None), y
 
 
