@@ -12,6 +12,11 @@ Avalanche loop. It is how the per-benchmark settings of ``gnr`` and
     python perf/gnr_head_sweep.py --seeds 0 1 2 --n-experiences 10
     python perf/gnr_head_sweep.py --seeds 0 1 2 --n-experiences 5
 
+``--passes P`` repeats the sequence of experiences P times, each class's images split into P
+disjoint parts (classes come back with new images, as in CORe50's NIC protocols, the
+paper's main setting); ``--only`` restricts the run to some settings by label prefix;
+``--temperatures`` runs every replay setting with each VAE sampling temperature.
+
 Evaluates on the validation split (``carve_validation``: 15 % of the training images held
 out) unless ``--test`` is given.
 """
@@ -61,33 +66,50 @@ def latents(seed: int, test: bool):
     return ztr, src.y_train, zte, src.y_test
 
 
-def vae_snapshots(ztr, ytr, groups, seed: int, epochs: int = 10):
+def experiences(ytr, seed: int, n_experiences: int, passes: int = 1) -> list[torch.Tensor]:
+    """Training indices of every experience. The seed-shuffled classes are dealt into
+    ``n_experiences`` groups; with ``passes`` > 1 the whole sequence is repeated ``passes``
+    times (each time in a new order, as in CORe50's NIC protocols), every class's images split
+    into ``passes`` disjoint parts, one per appearance."""
+    order = np.random.RandomState(seed).permutation(10)
+    groups = [list(map(int, g)) for g in np.array_split(order, n_experiences)]
+    if passes == 1:
+        return [torch.nonzero(torch.isin(ytr, torch.tensor(g))).flatten() for g in groups]
+    rs = np.random.RandomState(seed + 1)
+    parts = {c: np.array_split(rs.permutation(np.flatnonzero(ytr.numpy() == c)), passes) for c in range(10)}
+    exps = []
+    for p in range(passes):
+        for gi in (range(len(groups)) if p == 0 else rs.permutation(len(groups))):
+            exps.append(torch.as_tensor(np.sort(np.concatenate([parts[c][p] for c in groups[gi]]))))
+    return exps
+
+
+def vae_snapshots(ztr, ytr, exps, seed: int, epochs: int = 10):
     torch.manual_seed(seed)
     vae = LatentVAE(ztr.shape[1], 10)
     snaps = []
-    for e, cls in enumerate(groups):
-        m = torch.isin(ytr, torch.tensor(cls))
-        train_continually(vae, ztr[m], ytr[m], epochs=epochs, seed=seed + e)
+    for e, ix in enumerate(exps):
+        train_continually(vae, ztr[ix], ytr[ix], epochs=epochs, seed=seed + e)
         snaps.append(copy.deepcopy(vae.state_dict()))
     return snaps
 
 
-def run_head(data, groups, snaps, *, kind=None, old_rows="consolidated", mean_shift=False, lr=1e-2, R=128,
-             epochs=2, batch_size=128, seed=0):
+def run_head(data, exps, snaps, *, kind=None, old_rows="consolidated", mean_shift=False, lr=1e-2, R=128,
+             epochs=2, batch_size=128, seed=0, temperature=1.0):
     ztr, ytr, zte, yte = data
     d = ztr.shape[1]
     torch.manual_seed(seed)
     cw, seen, past = torch.zeros(10, d), torch.zeros(10, dtype=torch.bool), torch.zeros(10)
-    for e, cls in enumerate(groups):
-        m = torch.isin(ytr, torch.tensor(cls))
-        x, y = ztr[m], ytr[m]
+    for e, ix in enumerate(exps):
+        x, y = ztr[ix], ytr[ix]
+        cls = sorted(set(y.tolist()))
         old = [c for c in range(10) if seen[c] and c not in cls]
         sample = None
         if kind and old:
             vae = LatentVAE(d, 10)
             vae.load_state_dict(snaps[e - 1])
             vae.eval()
-            sample = lambda n, vae=vae, old=old: vae.sample(n, classes=old)  # noqa: E731
+            sample = lambda n, vae=vae, old=old: vae.sample(n, classes=old, temperature=temperature)  # noqa: E731
         rows = list(cls) + (old if kind == "pos" and sample else [])
         W = (cw * seen[:, None]).clone() if old_rows == "consolidated" else torch.zeros(10, d)
         for c in rows:
@@ -135,6 +157,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--n-experiences", type=int, default=10)
+    ap.add_argument("--passes", type=int, default=1,
+                    help="repeat the class sequence this many times on disjoint parts of each class (NIC-like)")
+    ap.add_argument("--only", nargs="*", default=None, help="run only the settings whose label starts with one of these")
+    ap.add_argument("--temperatures", type=float, nargs="+", default=[1.0],
+                    help="sampling temperatures of the VAE (spread of its code) to run every setting with")
     ap.add_argument("--test", action="store_true", help="evaluate on the test split instead of validation")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -142,15 +169,20 @@ def main() -> None:
     results: dict[str, list[float]] = {}
     for seed in args.seeds:
         data = latents(seed, args.test)
-        order = np.random.RandomState(seed).permutation(10)
-        groups = [list(map(int, g)) for g in np.array_split(order, args.n_experiences)]
-        snaps = vae_snapshots(data[0], data[1], groups, seed)
+        exps = experiences(data[1], seed, args.n_experiences, args.passes)
+        snaps = vae_snapshots(data[0], data[1], exps, seed)
         for label, kw in GRID:
-            acc = run_head(data, groups, snaps, seed=seed, **kw)
-            results.setdefault(label, []).append(acc)
-            print(f"seed {seed} {label}: {100 * acc:.2f}", flush=True)
+            if args.only is not None and not label.startswith(tuple(args.only)):
+                continue
+            for t in args.temperatures if kw.get("kind") else [1.0]:
+                name = label + (f" T={t:g}" if len(args.temperatures) > 1 and kw.get("kind") else "")
+                acc = run_head(data, exps, snaps, seed=seed, temperature=t, **kw)
+                results.setdefault(name, []).append(acc)
+                print(f"seed {seed} {name}: {100 * acc:.2f}", flush=True)
     split = "test" if args.test else "validation"
-    print(f"\nsplit_fmnist class-IL, {args.n_experiences} experiences, {split} split, seeds {args.seeds}")
+    n = args.n_experiences * args.passes
+    print(f"\nsplit_fmnist class-IL, {n} experiences ({args.passes} pass(es) of {args.n_experiences}), "
+          f"{split} split, seeds {args.seeds}")
     for label, accs in results.items():
         sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
         print(f"  {label:42s} {100 * statistics.mean(accs):6.2f} +- {100 * sd:5.2f}")
