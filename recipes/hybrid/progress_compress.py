@@ -36,7 +36,8 @@ def parse_lateral(text: str):
         "adaptor_width": 0,
     },
     # chosen on the validation split: docs/results/validation/progress_compress_*.md
-    per_benchmark={"permuted_mnist5k": {"compress_epochs": 8, "ewc_lambda": 30.0, "lateral": "none"}},
+    per_benchmark={"permuted_mnist5k": {"compress_epochs": 8, "ewc_lambda": 30.0, "lateral": "none",
+                                        "dropout": 0.2, "epochs": 8}},
     summary="active column with lateral adaptors (progress), distilled into a knowledge base under online EWC (compress)",
 )
 def build(ctx):
