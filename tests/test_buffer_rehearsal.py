@@ -6,34 +6,10 @@ from collections import Counter
 
 import pytest
 import torch
-from avalanche.core import SupervisedPlugin
 
 from avalanche_ext.plugins import BufferRehearsalPlugin
 from avalanche_ext.storage import ExStreamBuffer
-from tiny_streams import two_class_stream
-
-
-class Spy(SupervisedPlugin):
-    """Records the labels of every training mini-batch of the current experience."""
-
-    def __init__(self):
-        super().__init__()
-        self.labels: list[int] = []
-
-    def before_training_exp(self, strategy, **kwargs):
-        self.labels = []
-
-    def before_forward(self, strategy, **kwargs):
-        self.labels.extend(strategy.mb_y.tolist())
-
-
-def _strategy(plugin, spy, epochs=1):
-    from avalanche.training import Naive
-
-    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 6))
-    return Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.05),
-                 criterion=torch.nn.CrossEntropyLoss(), train_mb_size=8, train_epochs=epochs,
-                 eval_mb_size=64, plugins=[plugin, spy], evaluator=None)
+from tiny_streams import BatchLabels, tiny_naive, two_class_stream
 
 
 def _buffer_labels(buffer) -> Counter:
@@ -49,8 +25,8 @@ def test_each_experience_trains_one_pass_over_exactly_the_buffer(kind):
     buffer = {"exstream": lambda: ExStreamBuffer(12, per_class=2),
               "reservoir": lambda: ReservoirSamplingBuffer(12),
               "class_balanced": lambda: ClassBalancedBuffer(12, adaptive_size=False, total_num_classes=6)}[kind]()
-    spy = Spy()
-    strategy = _strategy(BufferRehearsalPlugin(buffer), spy)
+    spy = BatchLabels()
+    strategy = tiny_naive([BufferRehearsalPlugin(buffer), spy])
     for exp in two_class_stream().train_stream:
         strategy.train(exp)
         # the new samples went into the buffer before training, and training saw the buffer only, once
@@ -61,8 +37,8 @@ def test_each_experience_trains_one_pass_over_exactly_the_buffer(kind):
 
 def test_every_sample_is_inserted_once_even_with_several_epochs():
     buffer = ExStreamBuffer(12, per_class=2)
-    spy = Spy()
-    strategy = _strategy(BufferRehearsalPlugin(buffer), spy, epochs=3)
+    spy = BatchLabels()
+    strategy = tiny_naive([BufferRehearsalPlugin(buffer), spy], train_epochs=3)
     for exp in two_class_stream().train_stream:
         strategy.train(exp)
         assert len(spy.labels) == 3 * len(buffer.buffer)
@@ -72,7 +48,7 @@ def test_every_sample_is_inserted_once_even_with_several_epochs():
 def test_state_round_trip_of_an_exstream_buffer():
     buffer = ExStreamBuffer(12, per_class=2)
     plugin = BufferRehearsalPlugin(buffer)
-    strategy = _strategy(plugin, Spy())
+    strategy = tiny_naive([plugin, BatchLabels()])
     strategy.train(two_class_stream().train_stream[0])
     other = BufferRehearsalPlugin(ExStreamBuffer(12, per_class=2))
     other.load_state_dict(plugin.state_dict())

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from avalanche_ext.storage.exstream import ClusterStore, ExStreamBuffer
-from tiny_streams import two_class_stream
+from tiny_streams import BatchLabels, tiny_naive, two_class_stream
 
 
 def brute_nearest(points: np.ndarray) -> tuple[int, int, float]:
@@ -181,30 +181,18 @@ def test_latent_mode_stores_features():
 
 # ----------------------------------------------------------- Avalanche plumbing
 def test_works_as_storage_policy_of_avalanche_replay_plugin():
-    from avalanche.training import Naive
     from avalanche.training.plugins import ReplayPlugin
 
     torch.manual_seed(0)
     bm = two_class_stream(per_class=30)
-    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 6))
     buf = ExStreamBuffer(max_size=12, per_class=2)
     replay = ReplayPlugin(mem_size=12, storage_policy=buf)
-    seen_in_batches: list[int] = []
-
-    from avalanche.core import SupervisedPlugin
-
-    class Spy(SupervisedPlugin):
-        def before_forward(self, strategy, **kw):
-            seen_in_batches.extend(strategy.mb_y.tolist())
-
-    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.05),
-                     criterion=torch.nn.CrossEntropyLoss(), train_mb_size=20, train_epochs=1,
-                     eval_mb_size=64, plugins=[replay, Spy()], evaluator=None)
+    spy = BatchLabels()
+    strategy = tiny_naive([replay, spy], train_mb_size=20)
     for i, exp in enumerate(bm.train_stream):
-        seen_in_batches.clear()
         strategy.train(exp)
         if i == 2:  # replayed classes of earlier experiences appear in the last experience's batches
-            assert {0, 1, 2, 3} & set(seen_in_batches)
+            assert {0, 1, 2, 3} & set(spy.labels)
         assert len(buf) <= 12
         assert max(buf.sizes().values()) <= 2
     assert {k[1]: v for k, v in buf.counts().items()} == {c: 30 for c in range(6)}
