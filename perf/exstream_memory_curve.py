@@ -227,9 +227,9 @@ def main(argv=None) -> None:
                         "(Fashion-MNIST for split_mnist5k, the MNIST subset for split_fmnist), as the paper "
                         "streams CNN embeddings")
     p.add_argument("--out", default=None, help="results (JSON); runs already in it are not repeated "
-                   "(default perf/results/exstream_memory_curve[_features].json)")
+                   "(default perf/results/exstream_memory_curve[_features][_mixed].json)")
     p.add_argument("--plot", default=None,
-                   help="default docs/methods/exstream_memory_curve[_features].png")
+                   help="default docs/methods/exstream_memory_curve[_features][_mixed].png")
     args = p.parse_args(argv)
     suffix = ("" if args.features == "pixels" else "_features") + ("" if args.rehearsal == "buffer" else "_mixed")
     args.out = args.out or str(ROOT / "perf" / "results" / f"exstream_memory_curve{suffix}.json")

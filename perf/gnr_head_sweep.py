@@ -174,8 +174,9 @@ def main() -> None:
         for label, kw in GRID:
             if args.only is not None and not label.startswith(tuple(args.only)):
                 continue
-            for t in args.temperatures if kw.get("kind") else [1.0]:
-                name = label + (f" T={t:g}" if len(args.temperatures) > 1 and kw.get("kind") else "")
+            temperatures = args.temperatures if kw.get("kind") else [1.0]  # no replay: nothing to sample
+            for t in temperatures:
+                name = label + (f" T={t:g}" if len(temperatures) > 1 else "")
                 acc = run_head(data, exps, snaps, seed=seed, temperature=t, **kw)
                 results.setdefault(name, []).append(acc)
                 print(f"seed {seed} {name}: {100 * acc:.2f}", flush=True)
