@@ -4,7 +4,10 @@ The streaming protocol: each original experience is cut into online mini-experie
 ``--experience-size`` samples (Avalanche's ``split_online_stream``), and each is trained on
 once. The buffer is the only thing that changes between the three runs:
 
-* ``exstream``: :class:`avalanche_ext.storage.ExStreamBuffer` with ``k`` points per class;
+* ``exstream``: :class:`avalanche_ext.storage.ExStreamBuffer` with ``k`` points per class,
+  merging the nearest pair in L2 distance (the paper's rule);
+* ``exstream_ward``: the same buffer with ``linkage="ward"``, merging the pair whose merge
+  least increases the within-cluster sum of squares;
 * ``reservoir``: Avalanche's ``ReservoirSamplingBuffer`` of ``10 k`` samples;
 * ``class_balanced``: Avalanche's ``ClassBalancedBuffer`` of ``10 k`` samples,
   ``k`` per class (``adaptive_size=False``), reservoir sampling inside each class.
@@ -53,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 from avalanche_ext.benchmarks.online import online_train_stream  # noqa: E402
 from avalanche_ext.evaluation import stream_accuracy  # noqa: E402
 
-BUFFERS = ("exstream", "reservoir", "class_balanced")
+BUFFERS = ("exstream", "exstream_ward", "reservoir", "class_balanced")
 
 
 def subsample(source, per_class_train: int, per_class_test: int, seed: int = 0):
@@ -119,6 +122,8 @@ def make_buffer(kind: str, per_class: int, n_classes: int):
     mem = per_class * n_classes
     if kind == "exstream":
         return ExStreamBuffer(mem, per_class=per_class)
+    if kind == "exstream_ward":
+        return ExStreamBuffer(mem, per_class=per_class, linkage="ward")
     if kind == "reservoir":
         return ReservoirSamplingBuffer(mem)
     if kind == "class_balanced":
@@ -180,7 +185,7 @@ def plot(results: list[dict], path: Path) -> None:
     benches = sorted({r["benchmark"] for r in results})
     fig, axes = plt.subplots(1, len(benches), figsize=(5.2 * len(benches), 4), squeeze=False)
     for ax, b in zip(axes[0], benches):
-        for kind, marker in zip(BUFFERS, "os^"):
+        for kind, marker in zip(BUFFERS, "oDs^"):
             rows = [r for r in results if r["benchmark"] == b and r["buffer"] == kind]
             ks = sorted({r["per_class"] for r in rows})
             if not ks:
@@ -243,6 +248,8 @@ def main(argv=None) -> None:
     saved = json.loads(json_path.read_text()) if json_path.exists() else {"settings": {}, "runs": []}
     results: list[dict] = saved["runs"]
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "plot")}
+    # a run of some buffers adds to the file: the settings name every buffer it holds
+    settings["buffers"] = [b for b in BUFFERS if b in set(args.buffers) | {r["buffer"] for r in results}]
     done = {(r["benchmark"], r["buffer"], r["per_class"], r["seed"]) for r in results}
     for name in args.benchmarks:
         for seed in args.seeds:

@@ -3,7 +3,8 @@
 Part 1 (throughput): the same online stream (class-IL, mini-experiences of
 ``--experience-size`` samples, each sample once) is fed to three buffers through their
 ``post_adapt(agent, experience)`` update, as Avalanche's ``ReplayPlugin`` does after each
-mini-experience: ``ExStreamBuffer(per_class=k)``, ``ReservoirSamplingBuffer(10 k)`` and
+mini-experience: ``ExStreamBuffer(per_class=k)`` (with the paper's L2 merge rule and with
+``linkage="ward"``), ``ReservoirSamplingBuffer(10 k)`` and
 ``ClassBalancedBuffer(10 k, adaptive_size=False)``. Inputs are 64-dimensional
 (``split_digits``, 1,347 samples) and 784-dimensional (``split_mnist5k``, 4,000 samples).
 Samples/s are reported with the ratios ExStream / other, all from one run, buffers
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from avalanche_ext.benchmarks import build_benchmark  # noqa: E402
 from avalanche_ext.benchmarks.online import online_train_stream  # noqa: E402
 
-KINDS = ("exstream", "reservoir", "class_balanced")
+KINDS = ("exstream", "exstream_ward", "reservoir", "class_balanced")
 
 
 def make_buffer(kind: str, per_class: int, n_classes: int = 10):
@@ -47,8 +48,9 @@ def make_buffer(kind: str, per_class: int, n_classes: int = 10):
 
     from avalanche_ext.storage import ExStreamBuffer
 
-    if kind == "exstream":
-        return ExStreamBuffer(per_class * n_classes, per_class=per_class)
+    if kind in ("exstream", "exstream_ward"):
+        linkage = "ward" if kind == "exstream_ward" else "centroid"
+        return ExStreamBuffer(per_class * n_classes, per_class=per_class, linkage=linkage)
     if kind == "reservoir":
         return ReservoirSamplingBuffer(per_class * n_classes)
     return ClassBalancedBuffer(per_class * n_classes, adaptive_size=False, total_num_classes=n_classes)
@@ -100,12 +102,14 @@ def throughput(args) -> list[dict]:
                    **{f"{kind}_samples_per_s": n / med[kind] for kind in KINDS},
                    "exstream_insert_on_tensors_samples_per_s": n / med["exstream_tensors"],
                    "exstream_vs_reservoir": med["reservoir"] / med["exstream"],
-                   "exstream_vs_class_balanced": med["class_balanced"] / med["exstream"]}
+                   "exstream_vs_class_balanced": med["class_balanced"] / med["exstream"],
+                   "exstream_ward_vs_exstream": med["exstream"] / med["exstream_ward"]}
             rows.append(row)
             print(f"dim={dim:4d} k={k:3d} n={n}: " + ", ".join(
                 f"{kind} {row[f'{kind}_samples_per_s']:,.0f}/s" for kind in KINDS)
                 + f" | ExStream/reservoir {row['exstream_vs_reservoir']:.2f}x,"
                   f" ExStream/class-balanced {row['exstream_vs_class_balanced']:.2f}x"
+                  f", Ward/L2 {row['exstream_ward_vs_exstream']:.2f}x"
                   f" | ExStream insert alone (tensors in hand) {row['exstream_insert_on_tensors_samples_per_s']:,.0f}/s",
                   flush=True)
     return rows

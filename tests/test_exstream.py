@@ -12,12 +12,23 @@ from avalanche_ext.storage.exstream import ClusterStore, ExStreamBuffer
 from tiny_streams import BatchLabels, tiny_naive, two_class_stream
 
 
-def brute_nearest(points: np.ndarray) -> tuple[int, int, float]:
+def merge_cost(points: np.ndarray, weights: np.ndarray, linkage: str) -> np.ndarray:
+    """All pairwise merge costs, computed from scratch (``inf`` on the diagonal)."""
+    p = points.astype(np.float64)
+    cost = ((p[:, None] - p[None]) ** 2).sum(-1)
+    if linkage == "ward":
+        w = weights.astype(np.float64)
+        cost *= w[:, None] * w[None] / (w[:, None] + w[None])
+    np.fill_diagonal(cost, np.inf)
+    return cost
+
+
+def brute_nearest(points: np.ndarray, weights: np.ndarray, linkage: str = "centroid") -> tuple[int, int, float]:
+    cost = merge_cost(points, weights, linkage)
     best = (None, None, np.inf)
     for a, b in itertools.combinations(range(len(points)), 2):
-        d = float(((points[a].astype(np.float64) - points[b]) ** 2).sum())
-        if d < best[2]:
-            best = (a, b, d)
+        if cost[a, b] < best[2]:
+            best = (a, b, float(cost[a, b]))
     return best
 
 
@@ -44,6 +55,19 @@ def test_merge_is_count_weighted_mean_hand_checked():
     assert stored == {(round(-2 / 3, 5), 1.0): 3, (10.0, 0.5): 2, (100.0, 100.0): 1}
 
 
+@pytest.mark.parametrize("linkage,merged", [("centroid", (0.2, 5)), ("ward", (10.6, 2))])
+def test_ward_linkage_spares_a_heavy_cluster_hand_checked(linkage, merged):
+    # a cluster of 4 samples at 0 next to a sample at 1, and two samples at 10 and 11.2.
+    # distances: (0,1) 1 < (10,11.2) 1.44; Ward costs: (0,1) 4*1/5 = 0.8 > (10,11.2) 1.44/2 = 0.72
+    store = ClusterStore(1, max_points=4, linkage=linkage)
+    store.append(np.array([0.0], dtype=np.float32), count=4)
+    for v in (1.0, 10.0, 11.2):
+        store.append(np.array([v], dtype=np.float32))
+    slot = store.merge_nearest()
+    assert (round(float(store.points()[slot, 0]), 5), int(store.weights()[slot])) == merged
+    assert int(store.weights().sum()) == 7
+
+
 def test_per_class_one_keeps_the_running_mean():
     buf = ExStreamBuffer(max_size=2, per_class=1)
     buf.add(torch.tensor([[1.0], [3.0], [8.0], [5.0]]), torch.tensor([0, 0, 0, 1]))
@@ -53,16 +77,17 @@ def test_per_class_one_keeps_the_running_mean():
 
 
 # ---------------------------------------------------------- nearest pair, capacity
+@pytest.mark.parametrize("linkage", ["centroid", "ward"])
 @pytest.mark.parametrize("dim,replace", [(2, True), (16, True), (2, False), (16, False)])
-def test_merged_pair_is_the_brute_force_nearest(dim, replace):
+def test_merged_pair_is_the_brute_force_nearest(dim, replace, linkage):
     rng = np.random.default_rng(dim)
-    store = ClusterStore(dim, max_points=12)
+    store = ClusterStore(dim, max_points=12, linkage=linkage)
     for step in range(200):
         v = rng.normal(size=dim).astype(np.float32) * rng.uniform(0.1, 3.0)
         if store.n == store.max_points:
             before = store.points().copy()
             weights = store.weights().copy()
-            a, b, d = brute_nearest(before)
+            a, b, d = brute_nearest(before, weights, linkage)
             i, j, dist = store.nearest_pair()
             assert (i, j) == (a, b), f"step {step}"
             assert dist == pytest.approx(d, rel=1e-4)
@@ -77,9 +102,7 @@ def test_merged_pair_is_the_brute_force_nearest(dim, replace):
             store.append(v)
         assert any(np.array_equal(p, v) for p in store.points())
         # the cached matrix and neighbours agree with a fresh computation
-        p = store.points().astype(np.float64)
-        full = ((p[:, None] - p[None]) ** 2).sum(-1)
-        np.fill_diagonal(full, np.inf)
+        full = merge_cost(store.points(), store.weights(), linkage)
         np.testing.assert_allclose(store.dist[: store.n, : store.n], full, rtol=1e-4, atol=1e-4)
         if store.n > 1:
             np.testing.assert_allclose(store.nn_dist[: store.n], full.min(1), rtol=1e-4, atol=1e-5)
@@ -126,7 +149,7 @@ def test_task_labels_keep_classes_apart():
     "kwargs",
     [dict(max_size=0), dict(max_size=-3), dict(max_size=2.5), dict(max_size=True),
      dict(max_size=10, per_class=0), dict(max_size=10, per_class=11), dict(max_size=10, per_class=1.0),
-     dict(max_size=10, batch_size=0)],
+     dict(max_size=10, batch_size=0), dict(max_size=10, linkage="single")],
 )
 def test_bad_capacities_fail_at_construction(kwargs):
     with pytest.raises(ValueError):
@@ -149,14 +172,15 @@ def test_resize_shrinks_by_merging():
         buf.resize(None, 0)
 
 
-def test_state_round_trip_continues_identically():
+@pytest.mark.parametrize("linkage", ["centroid", "ward"])
+def test_state_round_trip_continues_identically(linkage):
     g = torch.Generator().manual_seed(1)
     xs, ys = torch.randn(120, 6, generator=g), torch.randint(0, 3, (120,), generator=g)
-    a = ExStreamBuffer(max_size=12, per_class=5)
+    a = ExStreamBuffer(max_size=12, per_class=5, linkage=linkage)
     a.add(xs[:60], ys[:60])
     b = ExStreamBuffer(max_size=1, per_class=1)
     b.load_state_dict(a.state_dict())
-    assert b.max_size == 12 and b.per_class == 5
+    assert b.max_size == 12 and b.per_class == 5 and b.linkage == linkage
     for buf in (a, b):
         buf.add(xs[60:], ys[60:])
     for ta, tb in zip(a.tensors(), b.tensors()):
@@ -357,7 +381,7 @@ def test_recipe_rejects_bad_settings(tmp_path):
     from avalanche_ext.runner import RunConfig, run
 
     for overrides in ({"balance": "nope"}, {"space": "pixels"}, {"mem_size": 5}, {"rehearsal": "all"},
-                      {"rehearsal": "buffer", "space": "latent"}):
+                      {"rehearsal": "buffer", "space": "latent"}, {"linkage": "single"}):
         with pytest.raises(ValueError):
             run(RunConfig("exstream", benchmark="split_digits", scenario="class", overrides=overrides,
                           tracking_uri=f"sqlite:///{tmp_path}/m.db", progress=False, threads=1))

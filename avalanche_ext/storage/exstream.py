@@ -14,6 +14,17 @@ Each stored point is thus the mean of a cluster of the stream, and the counts sa
 samples it stands for (they always sum to the samples seen of the class). The buffer holds
 raw inputs or, when given a feature extractor, latent vectors.
 
+``linkage="ward"`` (an option, not in the paper) measures "nearest" by the increase of the
+within-cluster sum of squares that the merge causes,
+
+$$
+\\Delta_{ab} = \\frac{c_a c_b}{c_a + c_b} \\lVert x_a - x_b \\rVert_2^2 ,
+$$
+
+so a large cluster stops absorbing its neighbours and isolated points get merged instead.
+With plain distances a class drifts towards one heavy mean plus its outliers; Ward keeps
+clusters of similar weight, like k-means. The merged point is the same count-weighted mean.
+
 Finding the nearest pair from scratch costs $O(k^2 d)$ per sample for a class of $k$
 points in $d$ dimensions. :class:`ClusterStore` keeps the pairwise distance matrix of its
 points and, for every point, its nearest neighbour; a merge or an insert recomputes the
@@ -33,6 +44,7 @@ from torch import Tensor
 __all__ = ["ClusterStore", "ExStreamBuffer"]
 
 _INF = np.float32(np.inf)
+LINKAGES = ("centroid", "ward")
 
 Key = tuple[int, int]  # (task label, class label)
 
@@ -48,16 +60,21 @@ def _check_size(name: str, value: Any, minimum: int = 1) -> int:
 class ClusterStore:
     """The points of one class, their counts, and a cached nearest-pair structure.
 
-    Arrays are grown by doubling up to ``max_points``. ``dist[a, b]`` is the squared L2
-    distance between live points ``a`` and ``b`` (``inf`` on the diagonal); ``nn_idx[a]``
+    Arrays are grown by doubling up to ``max_points``. ``dist[a, b]`` is the merge cost
+    (see ``linkage``) of live points ``a`` and ``b`` (``inf`` on the diagonal); ``nn_idx[a]``
     and ``nn_dist[a]`` are the nearest other point of ``a`` and its distance.
 
     Args:
         dim: dimension of the stored vectors.
         max_points: the most points this store will ever hold.
+        linkage: ``"centroid"`` (the paper's: squared L2 distance between the stored points)
+            or ``"ward"`` (that distance times ``c_a c_b / (c_a + c_b)``); ``dist`` holds it.
     """
 
-    def __init__(self, dim: int, max_points: int):
+    def __init__(self, dim: int, max_points: int, linkage: str = "centroid"):
+        if linkage not in LINKAGES:
+            raise ValueError(f"linkage must be one of {LINKAGES}, got {linkage!r}")
+        self.linkage = linkage
         self.dim = _check_size("dim", dim)
         self.max_points = _check_size("max_points", max_points)
         self.n = 0
@@ -100,6 +117,9 @@ class ClusterStore:
         n = self.n
         diff = self.x[:n] - self.x[s]
         d = np.einsum("ij,ij->i", diff, diff)
+        if self.linkage == "ward":
+            c = self.counts[:n].astype(np.float32)
+            d *= c * c[s] / (c + c[s])
         self.rows_computed += 1
         d[s] = _INF
         self.dist[s, :n] = d
@@ -181,6 +201,9 @@ class ClusterStore:
         n = self.n
         diff = self.x[None, :n] - self.x[[i, j], None]
         rows = np.einsum("kij,kij->ki", diff, diff)
+        if self.linkage == "ward":
+            c = self.counts[:n].astype(np.float32)
+            rows *= c[None] * c[[i, j], None] / (c[None] + c[[i, j], None])
         self.rows_computed += 2
         rows[0, i] = rows[1, j] = _INF
         rows[1, i] = rows[0, j]
@@ -234,14 +257,14 @@ class ClusterStore:
     def state_dict(self) -> dict[str, Any]:
         n = self.n
         return {
-            "dim": self.dim, "max_points": self.max_points,
+            "dim": self.dim, "max_points": self.max_points, "linkage": self.linkage,
             "x": self.x[:n].copy(), "counts": self.counts[:n].copy(),
             "dist": self.dist[:n, :n].copy(), "nn_dist": self.nn_dist[:n].copy(), "nn_idx": self.nn_idx[:n].copy(),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "ClusterStore":
-        store = cls(int(state["dim"]), int(state["max_points"]))
+        store = cls(int(state["dim"]), int(state["max_points"]), state.get("linkage", "centroid"))
         n = len(state["counts"])
         if n > store.capacity:
             store._alloc(min(store.max_points, max(n, 2 * store.capacity)))
@@ -291,10 +314,14 @@ class ExStreamBuffer(ExemplarsBuffer):
         feature_extractor: module or function mapping an input batch to feature vectors;
             ``None`` stores the inputs themselves.
         batch_size: mini-batch size used to read an experience's data.
+        linkage: which pair is "nearest": ``"centroid"`` (the paper's, squared L2 distance)
+            or ``"ward"`` (the pair whose merge adds least to the within-cluster sum of
+            squares, $\\frac{c_a c_b}{c_a + c_b}\\lVert x_a - x_b\\rVert^2$), which keeps
+            clusters of similar weight and measured better from 5 points per class up.
 
     Raises:
-        ValueError: ``max_size`` or ``per_class`` is not a positive integer, or
-            ``per_class > max_size``.
+        ValueError: ``max_size`` or ``per_class`` is not a positive integer,
+            ``per_class > max_size``, or an unknown ``linkage``.
 
     Example:
         >>> from avalanche.training import Naive
@@ -311,7 +338,11 @@ class ExStreamBuffer(ExemplarsBuffer):
         per_class: Optional[int] = None,
         feature_extractor: Optional[FeatureExtractor] = None,
         batch_size: int = 256,
+        linkage: str = "centroid",
     ):
+        if linkage not in LINKAGES:
+            raise ValueError(f"linkage must be one of {LINKAGES}, got {linkage!r}")
+        self.linkage = linkage
         max_size = _check_size("max_size", max_size)
         if per_class is not None:
             per_class = _check_size("per_class", per_class)
@@ -433,7 +464,7 @@ class ExStreamBuffer(ExemplarsBuffer):
                     f"ExStreamBuffer(max_size={self.max_size}) holds one point for each of "
                     f"{len(self.groups)} classes and cannot store a new class {key}: raise max_size"
                 )
-            group = ClusterStore(len(v), self.per_class or self.max_size)
+            group = ClusterStore(len(v), self.per_class or self.max_size, self.linkage)
             self.groups[key] = group
             self.seen[key] = 0
         self.seen[key] += 1
@@ -497,6 +528,7 @@ class ExStreamBuffer(ExemplarsBuffer):
         return {
             "max_size": self.max_size,
             "per_class": self.per_class,
+            "linkage": self.linkage,
             "item_shape": self.item_shape,
             "groups": [(list(k), g.state_dict()) for k, g in self.groups.items()],
             "seen": [(list(k), n) for k, n in self.seen.items()],
@@ -506,6 +538,7 @@ class ExStreamBuffer(ExemplarsBuffer):
         """Restore :meth:`state_dict` (the feature extractor is the one given at construction)."""
         self.max_size = _check_size("max_size", state["max_size"])
         self.per_class = state["per_class"]
+        self.linkage = state.get("linkage", "centroid")
         self.item_shape = None if state["item_shape"] is None else tuple(state["item_shape"])
         self.groups = {tuple(k): ClusterStore.from_state(g) for k, g in state["groups"]}
         self.seen = {tuple(k): int(n) for k, n in state["seen"]}

@@ -6,6 +6,7 @@ from avalanche.training.plugins import ReplayPlugin
 from avalanche_ext.plugins import BufferRehearsalPlugin, ExStreamPlugin
 from avalanche_ext.registry import register
 from avalanche_ext.storage import ExStreamBuffer
+from avalanche_ext.storage.exstream import LINKAGES
 
 
 def n_label_groups(stream) -> int:
@@ -20,7 +21,8 @@ def n_label_groups(stream) -> int:
     family="replay",
     paper="Hayes, Cahill, Kanan, Memory Efficient Experience Replay for Streaming Learning, ICRA 2019, arXiv:1809.05922",
     scenarios=("class", "task", "domain"),
-    hparams={"mem_size": 200, "balance": "class", "space": "raw", "rehearsal": "mixed", "batch_size_mem": 32},
+    hparams={"mem_size": 200, "balance": "class", "space": "raw", "rehearsal": "mixed", "batch_size_mem": 32,
+             "linkage": "ward"},
     per_benchmark={"split_mnist5k": {"mem_size": 1000}, "permuted_mnist5k": {"mem_size": 1000},
                    "split_fmnist": {"mem_size": 1000}, "permuted_fmnist": {"mem_size": 1000}},
     summary="replay a per-class memory that merges its two nearest points into their weighted mean",
@@ -31,7 +33,9 @@ def build(ctx):
     ``latent`` (the network's ``features`` are frozen and the buffer stores their output,
     replayed into ``classifier``); ``rehearsal``: ``mixed`` (``batch_size_mem`` buffer samples join
     every mini-batch of new data) or ``buffer`` (the paper's protocol: the experience goes into the
-    buffer first, then training passes over the whole buffer, in raw space only)."""
+    buffer first, then training passes over the whole buffer, in raw space only); ``linkage``:
+    ``centroid`` (the paper's nearest pair in L2) or ``ward`` (the pair whose merge adds least
+    to the within-cluster sum of squares)."""
     hp = ctx.hp
     if hp.balance not in ("class", "global"):
         raise ValueError(f"exstream: balance must be 'class' or 'global', got {hp.balance!r}")
@@ -39,6 +43,8 @@ def build(ctx):
         raise ValueError(f"exstream: space must be 'raw' or 'latent', got {hp.space!r}")
     if hp.rehearsal not in ("mixed", "buffer"):
         raise ValueError(f"exstream: rehearsal must be 'mixed' or 'buffer', got {hp.rehearsal!r}")
+    if hp.linkage not in LINKAGES:
+        raise ValueError(f"exstream: linkage must be one of {LINKAGES}, got {hp.linkage!r}")
     if hp.rehearsal == "buffer" and hp.space != "raw":
         raise ValueError("exstream: rehearsal='buffer' trains the whole model on the buffer, so it needs space='raw'")
     per_class = None
@@ -49,7 +55,7 @@ def build(ctx):
             raise ValueError(f"exstream: mem_size={hp.mem_size} is less than one point for each of {groups} classes")
     model = ctx.model()
     if hp.space == "raw":
-        buffer = ExStreamBuffer(hp.mem_size, per_class=per_class)
+        buffer = ExStreamBuffer(hp.mem_size, per_class=per_class, linkage=hp.linkage)
         if hp.rehearsal == "buffer":
             plugin = BufferRehearsalPlugin(buffer)
         else:
@@ -58,7 +64,8 @@ def build(ctx):
     else:
         for p in model.features.parameters():
             p.requires_grad_(False)
-        buffer = ExStreamBuffer(hp.mem_size, per_class=per_class, feature_extractor=model.features)
+        buffer = ExStreamBuffer(hp.mem_size, per_class=per_class, feature_extractor=model.features,
+                                linkage=hp.linkage)
         plugin = ExStreamPlugin(buffer, batch_size_mem=hp.batch_size_mem, head="classifier", seed=ctx.seed)
         params = [p for p in model.parameters() if p.requires_grad]
     return Naive(model=model, optimizer=ctx.optimizer(params), **ctx.strategy_args(plugins=[plugin]))
