@@ -15,7 +15,11 @@ Avalanche loop. It is how the per-benchmark settings of ``gnr`` and
 ``--passes P`` repeats the sequence of experiences P times, each class's images split into P
 disjoint parts (classes come back with new images, as in CORe50's NIC protocols, the
 paper's main setting); ``--only`` restricts the run to some settings by label prefix;
-``--temperatures`` runs every replay setting with each VAE sampling temperature.
+``--temperatures`` runs every replay setting with each VAE sampling temperature;
+``--vae-epochs`` trains the generator for each given number of epochs per experience (fewer
+epochs, a poorer generator) and prints how faithful its samples are: the share of generated
+latents that a linear probe trained on the real latents gives the label they were generated
+for.
 
 Evaluates on the validation split (``carve_validation``: 15 % of the training images held
 out) unless ``--test`` is given.
@@ -94,6 +98,28 @@ def vae_snapshots(ztr, ytr, exps, seed: int, epochs: int = 10):
     return snaps
 
 
+def label_fidelity(data, snap, seed: int, per_class: int = 500) -> tuple[float, float]:
+    """Share of the final VAE's samples that a linear probe fit on the real training latents
+    assigns to the class they were generated for, and the probe's accuracy on the real
+    evaluation latents (for scale)."""
+    ztr, ytr, zte, yte = data
+    torch.manual_seed(seed)
+    probe = torch.nn.Linear(ztr.shape[1], 10)
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
+    for _ in range(200):
+        loss = F.cross_entropy(probe(ztr), ytr)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    vae = LatentVAE(ztr.shape[1], 10)
+    vae.load_state_dict(snap)
+    vae.eval()
+    with torch.no_grad():
+        z, y = vae.sample(10 * per_class, classes=list(range(10)))
+        fidelity = float((probe(z).argmax(1) == y).float().mean())
+        return fidelity, float((probe(zte).argmax(1) == yte).float().mean())
+
+
 def run_head(data, exps, snaps, *, kind=None, old_rows="consolidated", mean_shift=False, lr=1e-2, R=128,
              epochs=2, batch_size=128, seed=0, temperature=1.0):
     ztr, ytr, zte, yte = data
@@ -162,6 +188,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="run only the settings whose label starts with one of these")
     ap.add_argument("--temperatures", type=float, nargs="+", default=[1.0],
                     help="sampling temperatures of the VAE (spread of its code) to run every setting with")
+    ap.add_argument("--vae-epochs", type=int, nargs="+", default=[10],
+                    help="generator training epochs per experience (fewer: a poorer generator)")
     ap.add_argument("--test", action="store_true", help="evaluate on the test split instead of validation")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -170,16 +198,25 @@ def main() -> None:
     for seed in args.seeds:
         data = latents(seed, args.test)
         exps = experiences(data[1], seed, args.n_experiences, args.passes)
-        snaps = vae_snapshots(data[0], data[1], exps, seed)
-        for label, kw in GRID:
-            if args.only is not None and not label.startswith(tuple(args.only)):
-                continue
-            temperatures = args.temperatures if kw.get("kind") else [1.0]  # no replay: nothing to sample
-            for t in temperatures:
-                name = label + (f" T={t:g}" if len(temperatures) > 1 else "")
-                acc = run_head(data, exps, snaps, seed=seed, temperature=t, **kw)
-                results.setdefault(name, []).append(acc)
-                print(f"seed {seed} {name}: {100 * acc:.2f}", flush=True)
+        for vae_epochs in args.vae_epochs:
+            snaps = vae_snapshots(data[0], data[1], exps, seed, epochs=vae_epochs)
+            tag = f" vae_epochs={vae_epochs}" if len(args.vae_epochs) > 1 else ""
+            if len(args.vae_epochs) > 1:
+                fid, real = label_fidelity(data, snaps[-1], seed)
+                results.setdefault(f"label fidelity of the samples{tag}", []).append(fid)
+                if vae_epochs == args.vae_epochs[0]:  # the probe does not depend on the generator
+                    results.setdefault("probe accuracy on real latents", []).append(real)
+                print(f"seed {seed} label fidelity{tag}: {100 * fid:.2f} (probe on real latents: {100 * real:.2f})",
+                      flush=True)
+            for label, kw in GRID:
+                if args.only is not None and not label.startswith(tuple(args.only)):
+                    continue
+                temperatures = args.temperatures if kw.get("kind") else [1.0]  # no replay: nothing to sample
+                for t in temperatures:
+                    name = label + (f" T={t:g}" if len(temperatures) > 1 else "") + tag
+                    acc = run_head(data, exps, snaps, seed=seed, temperature=t, **kw)
+                    results.setdefault(name, []).append(acc)
+                    print(f"seed {seed} {name}: {100 * acc:.2f}", flush=True)
     split = "test" if args.test else "validation"
     n = args.n_experiences * args.passes
     print(f"\nsplit_fmnist class-IL, {n} experiences ({args.passes} pass(es) of {args.n_experiences}), "

@@ -108,10 +108,11 @@ def test_merged_pair_is_the_brute_force_nearest(dim, replace, linkage):
             np.testing.assert_allclose(store.nn_dist[: store.n], full.min(1), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("linkage", ["centroid", "ward"])
 @pytest.mark.parametrize("per_class,max_size", [(4, 40), (None, 15), (3, 10), (1, 5)])
-def test_never_exceeds_capacity_and_counts_sum_to_seen(per_class, max_size):
+def test_never_exceeds_capacity_and_counts_sum_to_seen(per_class, max_size, linkage):
     g = torch.Generator().manual_seed(0)
-    buf = ExStreamBuffer(max_size=max_size, per_class=per_class)
+    buf = ExStreamBuffer(max_size=max_size, per_class=per_class, linkage=linkage)
     seen: dict[int, int] = {}
     for _ in range(30):
         x = torch.randn(7, 5, generator=g)
