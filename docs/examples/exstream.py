@@ -18,7 +18,8 @@ stream = build_benchmark("split_digits", "class", seed=0)
 model = build_network(stream.input_shape, stream.n_outputs, hidden=200)
 
 # at most 5 stored inputs per class (50 in all); a full class merges its two nearest points
-buffer = ExStreamBuffer(max_size=50, per_class=5)
+# ("nearest" by Ward's criterion: the merge that adds least to the within-cluster sum of squares)
+buffer = ExStreamBuffer(max_size=50, per_class=5, linkage="ward")
 replay = ReplayPlugin(mem_size=50, storage_policy=buffer)
 strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=3e-3),
                  criterion=torch.nn.CrossEntropyLoss(), train_mb_size=10, train_epochs=1,
