@@ -15,6 +15,8 @@ Avalanche loop. It is how the per-benchmark settings of ``gnr`` and
 ``--passes P`` repeats the sequence of experiences P times, each class's images split into P
 disjoint parts (classes come back with new images, as in CORe50's NIC protocols, the
 paper's main setting); ``--only`` restricts the run to some settings by label prefix;
+``--first-classes N`` gives the first experience N classes and deals the others into the
+remaining experiences (the paper's protocols start with a larger first experience);
 ``--temperatures`` runs every replay setting with each VAE sampling temperature;
 ``--vae-epochs`` trains the generator for each given number of epochs per experience (fewer
 epochs, a poorer generator) and prints how faithful its samples are: the share of generated
@@ -70,13 +72,16 @@ def latents(seed: int, test: bool):
     return ztr, src.y_train, zte, src.y_test
 
 
-def experiences(ytr, seed: int, n_experiences: int, passes: int = 1) -> list[torch.Tensor]:
+def experiences(ytr, seed: int, n_experiences: int, passes: int = 1, first: int = 0) -> list[torch.Tensor]:
     """Training indices of every experience. The seed-shuffled classes are dealt into
     ``n_experiences`` groups; with ``passes`` > 1 the whole sequence is repeated ``passes``
     times (each time in a new order, as in CORe50's NIC protocols), every class's images split
     into ``passes`` disjoint parts, one per appearance."""
     order = np.random.RandomState(seed).permutation(10)
-    groups = [list(map(int, g)) for g in np.array_split(order, n_experiences)]
+    if first:  # a first experience of ``first`` classes, the others dealt into the remaining experiences
+        groups = [list(map(int, order[:first]))] + [list(map(int, g)) for g in np.array_split(order[first:], n_experiences - 1)]
+    else:
+        groups = [list(map(int, g)) for g in np.array_split(order, n_experiences)]
     if passes == 1:
         return [torch.nonzero(torch.isin(ytr, torch.tensor(g))).flatten() for g in groups]
     rs = np.random.RandomState(seed + 1)
@@ -188,6 +193,9 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="run only the settings whose label starts with one of these")
     ap.add_argument("--temperatures", type=float, nargs="+", default=[1.0],
                     help="sampling temperatures of the VAE (spread of its code) to run every setting with")
+    ap.add_argument("--first-classes", type=int, default=0,
+                    help="classes of the first experience (0: deal all classes evenly), the rest dealt into "
+                         "the other n-experiences - 1")
     ap.add_argument("--vae-epochs", type=int, nargs="+", default=[10],
                     help="generator training epochs per experience (fewer: a poorer generator)")
     ap.add_argument("--test", action="store_true", help="evaluate on the test split instead of validation")
@@ -197,7 +205,7 @@ def main() -> None:
     results: dict[str, list[float]] = {}
     for seed in args.seeds:
         data = latents(seed, args.test)
-        exps = experiences(data[1], seed, args.n_experiences, args.passes)
+        exps = experiences(data[1], seed, args.n_experiences, args.passes, args.first_classes)
         for vae_epochs in args.vae_epochs:
             snaps = vae_snapshots(data[0], data[1], exps, seed, epochs=vae_epochs)
             tag = f" vae_epochs={vae_epochs}" if len(args.vae_epochs) > 1 else ""
