@@ -57,6 +57,12 @@ def _check_size(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+def _check_linkage(value: Any) -> str:
+    if value not in LINKAGES:
+        raise ValueError(f"linkage must be one of {LINKAGES}, got {value!r}")
+    return value
+
+
 class ClusterStore:
     """The points of one class, their counts, and a cached nearest-pair structure.
 
@@ -72,9 +78,7 @@ class ClusterStore:
     """
 
     def __init__(self, dim: int, max_points: int, linkage: str = "centroid"):
-        if linkage not in LINKAGES:
-            raise ValueError(f"linkage must be one of {LINKAGES}, got {linkage!r}")
-        self.linkage = linkage
+        self.linkage = _check_linkage(linkage)
         self.dim = _check_size("dim", dim)
         self.max_points = _check_size("max_points", max_points)
         self.n = 0
@@ -112,14 +116,22 @@ class ClusterStore:
         return self.counts[: self.n]
 
     # ------------------------------------------------------- distance upkeep
+    def _cost_rows(self, rows) -> np.ndarray:
+        """Merge costs from point(s) ``rows`` (an index, or a list of them) to every live point."""
+        n = self.n
+        rows = np.asarray(rows)
+        diff = self.x[:n] - self.x[rows][..., None, :]
+        cost = np.einsum("...ij,...ij->...i", diff, diff)
+        if self.linkage == "ward":
+            c = self.counts[:n].astype(np.float32)
+            own = c[rows][..., None]
+            cost *= c * own / (c + own)
+        return cost
+
     def _row(self, s: int) -> np.ndarray:
         """Recompute row and column ``s`` of the distance matrix; return the row."""
         n = self.n
-        diff = self.x[:n] - self.x[s]
-        d = np.einsum("ij,ij->i", diff, diff)
-        if self.linkage == "ward":
-            c = self.counts[:n].astype(np.float32)
-            d *= c * c[s] / (c + c[s])
+        d = self._cost_rows(s)
         self.rows_computed += 1
         d[s] = _INF
         self.dist[s, :n] = d
@@ -199,11 +211,7 @@ class ClusterStore:
         self.x[j] = v
         self.counts[j] = count
         n = self.n
-        diff = self.x[None, :n] - self.x[[i, j], None]
-        rows = np.einsum("kij,kij->ki", diff, diff)
-        if self.linkage == "ward":
-            c = self.counts[:n].astype(np.float32)
-            rows *= c[None] * c[[i, j], None] / (c[None] + c[[i, j], None])
+        rows = self._cost_rows([i, j])
         self.rows_computed += 2
         rows[0, i] = rows[1, j] = _INF
         rows[1, i] = rows[0, j]
@@ -340,9 +348,7 @@ class ExStreamBuffer(ExemplarsBuffer):
         batch_size: int = 256,
         linkage: str = "centroid",
     ):
-        if linkage not in LINKAGES:
-            raise ValueError(f"linkage must be one of {LINKAGES}, got {linkage!r}")
-        self.linkage = linkage
+        self.linkage = _check_linkage(linkage)
         max_size = _check_size("max_size", max_size)
         if per_class is not None:
             per_class = _check_size("per_class", per_class)

@@ -6,7 +6,6 @@ from avalanche.training.plugins import ReplayPlugin
 from avalanche_ext.plugins import BufferRehearsalPlugin, ExStreamPlugin
 from avalanche_ext.registry import register
 from avalanche_ext.storage import ExStreamBuffer
-from avalanche_ext.storage.exstream import LINKAGES
 
 
 def n_label_groups(stream) -> int:
@@ -43,8 +42,6 @@ def build(ctx):
         raise ValueError(f"exstream: space must be 'raw' or 'latent', got {hp.space!r}")
     if hp.rehearsal not in ("mixed", "buffer"):
         raise ValueError(f"exstream: rehearsal must be 'mixed' or 'buffer', got {hp.rehearsal!r}")
-    if hp.linkage not in LINKAGES:
-        raise ValueError(f"exstream: linkage must be one of {LINKAGES}, got {hp.linkage!r}")
     if hp.rehearsal == "buffer" and hp.space != "raw":
         raise ValueError("exstream: rehearsal='buffer' trains the whole model on the buffer, so it needs space='raw'")
     per_class = None
