@@ -26,13 +26,14 @@ sys.path.insert(0, str(ROOT))
 from avalanche_ext.benchmarks import build_benchmark  # noqa: E402
 from avalanche_ext.benchmarks.online import online_train_stream  # noqa: E402
 from avalanche_ext.storage import ExStreamBuffer  # noqa: E402
+from avalanche_ext.storage.exstream import LINKAGES  # noqa: E402
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--benchmark", default="split_mnist5k")
     p.add_argument("--per-class", type=int, default=20)
-    p.add_argument("--linkage", default="centroid", choices=["centroid", "ward"])
+    p.add_argument("--linkage", default="centroid", choices=LINKAGES)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     stream = build_benchmark(args.benchmark, "class", seed=0)

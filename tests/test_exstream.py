@@ -189,6 +189,13 @@ def test_state_round_trip_continues_identically(linkage):
     assert a.seen == b.seen
 
 
+def test_state_with_an_unknown_linkage_is_refused():
+    state = ExStreamBuffer(max_size=4, per_class=2).state_dict()
+    state["linkage"] = "single"
+    with pytest.raises(ValueError, match="linkage"):
+        ExStreamBuffer(max_size=4).load_state_dict(state)
+
+
 # ------------------------------------------------------------ latent features
 def test_latent_mode_stores_features():
     fe = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4))

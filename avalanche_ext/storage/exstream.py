@@ -544,7 +544,7 @@ class ExStreamBuffer(ExemplarsBuffer):
         """Restore :meth:`state_dict` (the feature extractor is the one given at construction)."""
         self.max_size = _check_size("max_size", state["max_size"])
         self.per_class = state["per_class"]
-        self.linkage = state.get("linkage", "centroid")
+        self.linkage = _check_linkage(state.get("linkage", "centroid"))
         self.item_shape = None if state["item_shape"] is None else tuple(state["item_shape"])
         self.groups = {tuple(k): ClusterStore.from_state(g) for k, g in state["groups"]}
         self.seen = {tuple(k): int(n) for k, n in state["seen"]}
