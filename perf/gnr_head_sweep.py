@@ -85,10 +85,9 @@ def experiences(ytr, seed: int, n_experiences: int, passes: int = 1, first: int 
     times (each time in a new order, as in CORe50's NIC protocols), every class's images split
     into ``passes`` disjoint parts, one per appearance."""
     order = np.random.RandomState(seed).permutation(10)
-    if first:  # a first experience of ``first`` classes, the others dealt into the remaining experiences
-        groups = [list(map(int, order[:first]))] + [list(map(int, g)) for g in np.array_split(order[first:], n_experiences - 1)]
-    else:
-        groups = [list(map(int, g)) for g in np.array_split(order, n_experiences)]
+    # with ``first``, a first experience of that many classes, the others dealt into the rest
+    lead = [order[:first]] if first else []
+    groups = [list(map(int, g)) for g in lead + np.array_split(order[first:], n_experiences - len(lead))]
     if passes == 1:
         return [torch.nonzero(torch.isin(ytr, torch.tensor(g))).flatten() for g in groups]
     rs = np.random.RandomState(seed + 1)
@@ -110,6 +109,13 @@ def vae_snapshots(ztr, ytr, exps, seed: int, epochs: int = 10):
     return snaps
 
 
+def load_vae(snap, dim: int) -> LatentVAE:
+    """A frozen VAE (eval mode) from one of :func:`vae_snapshots`."""
+    vae = LatentVAE(dim, 10)
+    vae.load_state_dict(snap)
+    return vae.eval()
+
+
 def fit_probe(data, seed: int) -> tuple[torch.nn.Linear, float]:
     """A linear classifier fit on the real training latents, and its accuracy on the real
     evaluation latents (the scale for :func:`label_fidelity`)."""
@@ -129,10 +135,7 @@ def fit_probe(data, seed: int) -> tuple[torch.nn.Linear, float]:
 @torch.no_grad()
 def label_fidelity(probe, snap, dim: int, seed: int, per_class: int = 500) -> float:
     """Share of the VAE's samples that ``probe`` assigns to the class they were generated for."""
-    vae = LatentVAE(dim, 10)
-    vae.load_state_dict(snap)
-    vae.eval()
-    z, y = vae.sample(10 * per_class, classes=list(range(10)), generator=torch.Generator().manual_seed(seed))
+    z, y = load_vae(snap, dim).sample(10 * per_class, classes=list(range(10)), generator=torch.Generator().manual_seed(seed))
     return float((probe(z).argmax(1) == y).float().mean())
 
 
@@ -148,9 +151,7 @@ def run_head(data, exps, snaps, *, kind=None, old_rows="consolidated", mean_shif
         old = [c for c in range(10) if seen[c] and c not in cls]
         sample = None
         if kind and old:
-            vae = LatentVAE(d, 10)
-            vae.load_state_dict(snaps[e - 1])
-            vae.eval()
+            vae = load_vae(snaps[e - 1], d)
             sample = lambda n, vae=vae, old=old: vae.sample(n, classes=old, temperature=temperature)  # noqa: E731
         rows = list(cls) + (old if kind == "pos" and sample else [])
         W = (cw * seen[:, None]).clone() if old_rows == "consolidated" else torch.zeros(10, d)
@@ -219,11 +220,11 @@ def main() -> None:
     # the head trains for the benchmark's epochs and minibatch size, as the recipes do
     common = COMMON_PER_BENCHMARK[f"split_{args.stream}"]
     loop = {"epochs": common["epochs"], "batch_size": common["batch_size"]}
+    several = len(args.vae_epochs) > 1  # then the generator's label fidelity is measured too
     results: dict[str, list[float]] = {}
     for seed in args.seeds:
         data = latents(seed, args.test, args.stream)
         exps = experiences(data[1], seed, args.n_experiences, args.passes, args.first_classes)
-        several = len(args.vae_epochs) > 1
         if several:
             probe, real = fit_probe(data, seed)
             results.setdefault("probe accuracy on real latents", []).append(real)
