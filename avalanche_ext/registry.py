@@ -1,4 +1,4 @@
-"""The recipe registry: every module under ``recipes/`` registers itself with :func:`register`."""
+"""The recipe registry: recipe modules, found through entry points, register themselves with :func:`register`."""
 
 from __future__ import annotations
 
@@ -55,15 +55,31 @@ def register(
     return wrap
 
 
+#: The entry-point group recipes are found through (``[project.entry-points."avalanche_ext.recipes"]``).
+ENTRY_POINT_GROUP = "avalanche_ext.recipes"
+
+
 def discover() -> None:
-    """Import every module of the ``recipes`` package once."""
+    """Import, once, every recipe module named by an entry point of :data:`ENTRY_POINT_GROUP`.
+
+    An entry point names a module, or a package whose modules are all imported; each module
+    registers its recipes with :func:`register`. The pack's own recipes are the entry point
+    ``builtin = "avalanche_ext.recipes"``; another installed package adds its recipes the same way.
+    """
     global _DISCOVERED
     if _DISCOVERED:
         return
-    import recipes
+    from importlib.metadata import entry_points
 
-    for info in pkgutil.walk_packages(recipes.__path__, prefix="recipes."):
-        importlib.import_module(info.name)
+    found = list(entry_points(group=ENTRY_POINT_GROUP))
+    if not found:
+        raise RuntimeError(f"no recipe module is registered under the entry-point group {ENTRY_POINT_GROUP!r}: "
+                           f"install avalanche-ext (pip install -e .) so that its entry points exist")
+    for ep in found:
+        module = ep.load()
+        if hasattr(module, "__path__"):
+            for info in pkgutil.walk_packages(module.__path__, prefix=module.__name__ + "."):
+                importlib.import_module(info.name)
     _DISCOVERED = True
 
 

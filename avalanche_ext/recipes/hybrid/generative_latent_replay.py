@@ -1,7 +1,7 @@
 """Positive generative latent replay: GNR's generator and CWR* head, generated latents replayed with their labels."""
 
 from avalanche_ext.registry import register
-from recipes.hybrid.gnr import HPARAMS, PER_BENCHMARK_POSITIVE, build_generative
+from avalanche_ext.recipes.hybrid.gnr import HPARAMS, PER_BENCHMARK_POSITIVE, build_generative
 
 
 @register(
