@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from avalanche_ext.benchmarks import build_benchmark
 from avalanche_ext.models import build_network
 from avalanche_ext.models.ensemble import MASKED_LOGIT, Ensemble
-from avalanche_ext.plugins.ensemble import EnsemblePlugin, restrict_optimizer
+from avalanche_ext.plugins import EnsemblePlugin, restrict_optimizer
 from avalanche_ext.runner import RunConfig, run
 
 HIDDEN = 32

@@ -18,13 +18,34 @@ hypernetworks*, ICLR 2020, https://arxiv.org/abs/1906.00695 (Eq. 2).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Protocol, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..models.hypernet import ChunkedHyperNetwork
+
+class Hypernetwork(Protocol):
+    """What the regularizer needs of a hypernetwork :math:`h(e, \\Theta)`.
+
+    :class:`~avalanche_ext.models.ChunkedHyperNetwork` is one; any module with these
+    methods works.
+    """
+
+    def __call__(self, task: int) -> torch.Tensor:
+        """The flat output :math:`h(e_t, \\Theta)` for ``task``."""
+        ...
+
+    def embedding(self, task: int) -> torch.Tensor:
+        """The embedding :math:`e_t` of ``task``."""
+        ...
+
+    def theta(self) -> Mapping[str, torch.Tensor]:
+        """The shared parameters :math:`\\Theta`, by name."""
+        ...
+
+    def generate(self, embeddings: torch.Tensor, theta: Optional[Mapping[str, torch.Tensor]] = None) -> torch.Tensor:
+        """The outputs for a batch of embeddings ``(K, D)``, with ``theta`` in place of :math:`\\Theta`."""
+        ...
 
 
 def output_regularizer(
@@ -57,7 +78,7 @@ def output_regularizer(
 
 
 @torch.no_grad()
-def store_targets(hnet: "ChunkedHyperNetwork", tasks: Sequence[int]) -> dict[int, torch.Tensor]:
+def store_targets(hnet: Hypernetwork, tasks: Sequence[int]) -> dict[int, torch.Tensor]:
     """The detached outputs :math:`h(e_t, \\Theta)` of ``tasks``: the targets for the next task."""
     return {int(t): hnet(int(t)).detach().clone() for t in tasks}
 
@@ -91,7 +112,7 @@ def optimizer_step(
 
 
 def lookahead_delta(
-    loss: torch.Tensor, hnet: "ChunkedHyperNetwork", optimizer: Optional[torch.optim.Optimizer] = None,
+    loss: torch.Tensor, hnet: Hypernetwork, optimizer: Optional[torch.optim.Optimizer] = None,
     lr: Optional[float] = None,
 ) -> dict[str, torch.Tensor]:
     """The detached one-step change :math:`\\Delta\\Theta` the task loss alone would cause.
@@ -109,7 +130,7 @@ def lookahead_delta(
 
 
 def hnet_output_regularizer(
-    hnet: "ChunkedHyperNetwork",
+    hnet: Hypernetwork,
     targets: Mapping[int, torch.Tensor],
     beta: float,
     delta_theta: Optional[Mapping[str, torch.Tensor]] = None,
@@ -127,15 +148,17 @@ def hnet_output_regularizer(
         A scalar that is exactly ``0`` without targets; gradients reach only the shared
         parameters :math:`\\Theta`, never the earlier embeddings.
     """
+    theta = hnet.theta()
     if not targets:
-        return hnet.chunk_embeddings.new_zeros(())
+        return next(iter(theta.values())).new_zeros(())
     tasks = sorted(targets)
     embeddings = torch.stack([hnet.embedding(t).detach() for t in tasks])
-    theta = hnet.theta()
     if delta_theta is not None:
         theta = {n: p + delta_theta[n] if n in delta_theta else p for n, p in theta.items()}
     outputs = hnet.generate(embeddings, theta)
     return output_regularizer(outputs, torch.stack([targets[t] for t in tasks]), beta)
 
 
-__all__ = ["hnet_output_regularizer", "lookahead_delta", "optimizer_step", "output_regularizer", "store_targets"]
+__all__ = [
+    "Hypernetwork", "hnet_output_regularizer", "lookahead_delta", "optimizer_step", "output_regularizer", "store_targets",
+]

@@ -3,7 +3,6 @@
 * :func:`binary_mask` / :func:`straight_through_mask`: a score tensor to a 0/1 mask, by
   top-k on ``|S|`` or by the threshold ``S >= 0``; the straight-through version lets the
   gradient of the mask reach the scores unchanged.
-* :func:`pack_bits` / :func:`unpack_bits`: a boolean mask stored with one bit per weight.
 * :func:`oneshot_inference` / :func:`binary_inference`: which of ``k`` masks fits an input,
   from the gradient of the output entropy with respect to the superposition weights;
   :func:`exhaustive_inference`: the same question answered by trying every mask.
@@ -14,17 +13,14 @@ Superposition", NeurIPS 2020, https://arxiv.org/abs/2006.14769.
 
 from __future__ import annotations
 
-import math
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-MaskMode = Literal["threshold", "topk"]
+from .entropy import entropy
 
-#: Weights of the bits inside one packed byte, most significant first.
-_BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
+MaskMode = Literal["threshold", "topk"]
 
 
 def binary_mask(scores: Tensor, mode: MaskMode = "threshold", sparsity: float = 0.5) -> Tensor:
@@ -71,36 +67,6 @@ def straight_through_mask(scores: Tensor, mode: MaskMode = "threshold", sparsity
     if mode == "topk":
         return _StraightThrough.apply(scores.abs(), mode, sparsity)
     return _StraightThrough.apply(scores, mode, sparsity)
-
-
-def pack_bits(mask: Tensor) -> Tensor:
-    """A boolean tensor as ``ceil(numel / 8)`` bytes (``uint8``), most significant bit first."""
-    flat = mask.detach().flatten().to(torch.uint8)
-    pad = (-flat.numel()) % 8
-    if pad:
-        flat = torch.cat([flat, flat.new_zeros(pad)])
-    weights = _BIT_WEIGHTS.to(flat.device)
-    return (flat.view(-1, 8) * weights).sum(dim=1, dtype=torch.int32).to(torch.uint8)
-
-
-def unpack_bits(packed: Tensor, shape: Sequence[int]) -> Tensor:
-    """Inverse of :func:`pack_bits`: the boolean tensor of ``shape``."""
-    numel = math.prod(int(s) for s in shape)
-    weights = _BIT_WEIGHTS.to(packed.device)
-    bits = (packed.view(-1, 1) & weights) != 0
-    return bits.flatten()[:numel].view(*shape)
-
-
-def entropy(logits: Tensor) -> Tensor:
-    """Shannon entropy (nats) of ``softmax(logits)`` over the last dimension, per row."""
-    logp = F.log_softmax(logits, dim=-1)
-    return -(logp.exp() * logp).sum(dim=-1)
-
-
-def normalized_entropy(logits: Tensor) -> Tensor:
-    """:func:`entropy` divided by ``log(n_classes)``: 0 for one-hot, 1 for uniform."""
-    n = logits.shape[-1]
-    return entropy(logits) / math.log(n) if n > 1 else torch.zeros(logits.shape[:-1], device=logits.device)
 
 
 Superpose = Callable[[Tensor], Tensor]
@@ -191,6 +157,5 @@ def exhaustive_inference(run_mask: Callable[[int], Tensor], n_tasks: int, per_sa
 
 
 __all__ = [
-    "MaskMode", "binary_inference", "exhaustive_inference", "binary_mask", "entropy", "normalized_entropy", "oneshot_inference",
-    "pack_bits", "straight_through_mask", "unpack_bits",
+    "MaskMode", "binary_inference", "binary_mask", "exhaustive_inference", "oneshot_inference", "straight_through_mask",
 ]

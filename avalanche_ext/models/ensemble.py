@@ -36,29 +36,13 @@ import torch
 from avalanche.models import MultiTaskModule
 from torch import nn
 
+from .common import forward_by_task
+
 MODES = ("task", "class")
 COMBINE_RULES = ("mean_softmax", "max_confidence")
 #: Logit given to the classes a member does not own while it trains (class mode).
 MASKED_LOGIT = -1e4
 _LOG_FLOOR = math.log(1e-12)
-
-
-def forward_by_task(module: MultiTaskModule, x: torch.Tensor, task_labels: Any, width: int) -> torch.Tensor:
-    """Run ``module.forward_single_task`` on the rows of each task; outputs of ``width`` columns.
-
-    Unlike ``MultiTaskModule.forward`` it needs no model adaptation to know the width.
-    ``task_labels`` is an int or one label per row.
-    """
-    if isinstance(task_labels, int):
-        return module.forward_single_task(x, task_labels)
-    task_labels = torch.as_tensor(task_labels, device=x.device)
-    if task_labels.dim() == 0:
-        return module.forward_single_task(x, int(task_labels))
-    out = x.new_zeros(x.shape[0], width)
-    for task in torch.unique(task_labels).tolist():
-        rows = task_labels == task
-        out[rows] = module.forward_single_task(x[rows], int(task))
-    return out
 
 
 class Ensemble(MultiTaskModule):
@@ -73,6 +57,11 @@ class Ensemble(MultiTaskModule):
 
     A task label without a member (task mode), or an ensemble without members, yields all-zero
     outputs.
+
+    Attributes:
+        last_members: class mode: for each row of the last combined forward pass, the index
+            of the member that gives the predicted class the highest probability; ``None``
+            before any combined pass.
     """
 
     def __init__(self, member_factory: Callable[[], nn.Module], n_outputs: int, *, mode: str = "task",
@@ -94,6 +83,7 @@ class Ensemble(MultiTaskModule):
         self.member_classes: list[list[int]] = []
         self.frozen: list[bool] = []
         self.active: Optional[int] = None
+        self.last_members: Optional[torch.Tensor] = None
 
     # -- structure ---------------------------------------------------------------------------
     def _make_member(self) -> nn.Module:
@@ -172,16 +162,40 @@ class Ensemble(MultiTaskModule):
         return self.member_logits(self.member_tasks.index(int(task_label)), x)
 
     def combined(self, x: torch.Tensor) -> torch.Tensor:
-        """$\\log p(y \\mid x)$ of the class-mode combination rule, shape ``(N, n_outputs)``."""
+        """$\\log p(y \\mid x)$ of the class-mode combination rule, shape ``(N, n_outputs)``.
+
+        Also records, in :attr:`last_members`, the member that gives each row's predicted
+        class the highest probability (the experience the ensemble infers for the row).
+        """
         if not self.members:
+            self.last_members = None
             return x.new_zeros(x.shape[0], self.n_outputs)
         probs = torch.stack([torch.softmax(self.member_logits(i, x), dim=1) for i in range(len(self.members))])
+        rows = torch.arange(x.shape[0], device=x.device)
         if self.combine == "mean_softmax":
             p = probs.mean(dim=0)
         else:
             best = probs.max(dim=2).values.argmax(dim=0)
-            p = probs[best, torch.arange(x.shape[0], device=x.device)]
+            p = probs[best, rows]
+        with torch.no_grad():
+            self.last_members = probs[:, rows, p.argmax(dim=1)].argmax(dim=0)
         return p.clamp_min(1e-12).log().clamp_min(_LOG_FLOOR)
+
+    # -- memory ------------------------------------------------------------------------------
+    def memory_report(self) -> dict[str, int]:
+        """Parameters and bytes of one member: what every further experience adds.
+
+        Before the first member exists, one is built to be measured (the global random
+        state is left as it was, so the members' initialisation does not change).
+        """
+        if self.members:
+            member = self.members[0]
+        else:
+            with torch.random.fork_rng():
+                member = self._make_member()
+        params = list(member.parameters())
+        return {"params_per_member": sum(p.numel() for p in params),
+                "bytes_per_member": sum(p.numel() * p.element_size() for p in params)}
 
     # -- state -------------------------------------------------------------------------------
     def get_extra_state(self) -> dict[str, Any]:
@@ -212,4 +226,4 @@ class Ensemble(MultiTaskModule):
                                       error_msgs)
 
 
-__all__ = ["COMBINE_RULES", "Ensemble", "MODES", "forward_by_task"]
+__all__ = ["COMBINE_RULES", "Ensemble", "MODES"]

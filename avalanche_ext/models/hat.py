@@ -192,17 +192,23 @@ class HATNet(MultiTaskModule):
         return masks
 
     # ---- memory ------------------------------------------------------------------------
-    def bytes_per_task(self) -> dict[str, int]:
-        """Bytes one more task adds: its embeddings and its head (float32)."""
+    def memory_report(self) -> dict[str, int]:
+        """What the network stores, in bytes (float32).
+
+        Every task adds its embeddings (one value per unit) and its head; the shared gated
+        layers are stored once. ``attention_bytes`` is the cumulative attention
+        :class:`~avalanche_ext.plugins.HATPlugin` keeps (one value per unit).
+        """
         size = torch.finfo(torch.float32).bits // 8
         emb = sum(self.units) * size
         head = (self.head_in * self.n_outputs + self.n_outputs) * size
-        return {"embeddings": emb, "head": head, "total": emb + head}
-
-    def shared_bytes(self) -> int:
-        """Bytes of the shared gated layers (float32)."""
-        size = torch.finfo(torch.float32).bits // 8
-        return sum(p.numel() for p in self.layers.parameters()) * size
+        return {
+            "bytes_per_task": emb + head,
+            "embedding_bytes_per_task": emb,
+            "head_bytes_per_task": head,
+            "shared_bytes": sum(p.numel() for p in self.layers.parameters()) * size,
+            "attention_bytes": emb,
+        }
 
 
 def _create_tasks_before_load(module: HATNet, state_dict: dict, prefix: str, *args: Any) -> None:

@@ -10,12 +10,15 @@ the same size or smaller (the *compression ratio*).
 
 Three pieces:
 
-* :class:`FunctionalTarget` turns an ordinary ``nn.Module`` (an MLP, a small CNN, any
-  module tree of the supported layers) into a network that runs on given weights:
-  ``target(x, weights)``. It exposes ``param_shapes`` and keeps batch-norm statistics per
+* :class:`~avalanche_ext.models.FunctionalTarget`
+  (:mod:`avalanche_ext.models.layers.functional_target`) turns an ordinary ``nn.Module``
+  (an MLP, a small CNN, any module tree of the supported layers) into a network that runs
+  on given weights: ``target(x, weights)``. It exposes ``param_shapes`` and keeps
+  batch-norm statistics per task.
+* :class:`~avalanche_ext.models.ChunkedHyperNetwork`
+  (:mod:`avalanche_ext.models.layers.hypernetwork`) holds the task embeddings, chunk
+  embeddings and the generator MLP; ``hnet(task)`` returns the flat weight vector of one
   task.
-* :class:`ChunkedHyperNetwork` holds the task embeddings, chunk embeddings and the
-  generator MLP; ``hnet(task)`` returns the flat weight vector of one task.
 * :class:`HyperNetClassifier` joins them into an Avalanche ``MultiTaskModule`` that any
   ``SupervisedTemplate`` trains: one embedding per task (added by ``adaptation``), task
   labels from ``mb_task_id`` (task-IL), or task inference by the lowest predictive
@@ -35,294 +38,16 @@ Example:
 
 from __future__ import annotations
 
-import copy
-import math
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
+from avalanche.models import MultiTaskModule
 from torch import nn
-from torch.func import functional_call
 
-from avalanche.models import DynamicModule, MultiTaskModule
-
-#: Layers without parameters or buffers: run as they are.
-_STATELESS = (
-    nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Identity,
-    nn.Flatten, nn.Unflatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
-    nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
-    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
-)
-#: Layers whose parameters the hypernetwork generates.
-_GENERATED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.LayerNorm, nn.GroupNorm)
-#: Batch norm: affine parameters generated, running statistics kept per task.
-_BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d)
-SUPPORTED_LAYERS: tuple[type, ...] = _STATELESS + _GENERATED + _BATCHNORM
-
-
-class UnsupportedTargetError(ValueError):
-    """The target network contains a layer the hypernetwork cannot generate."""
-
-
-def check_target(module: nn.Module) -> None:
-    """Raise :class:`UnsupportedTargetError` unless every layer of ``module`` is supported.
-
-    Supported: ``Linear``, ``Conv1d/2d``, ``LayerNorm``, ``GroupNorm``, ``BatchNorm1d/2d``
-    (statistics per task), activations, pooling, ``Flatten``, ``Dropout``, and any
-    container whose ``forward`` only calls its children (``Sequential``, the networks of
-    :func:`~avalanche_ext.models.build_network`).
-    """
-    for name, sub in module.named_modules():
-        where = f"layer {name!r} ({type(sub).__name__})" if name else f"the network ({type(sub).__name__})"
-        if isinstance(sub, DynamicModule):
-            raise UnsupportedTargetError(
-                f"{where} is an Avalanche DynamicModule; the hypernetwork already generates one set of "
-                "weights (and so one head) per task: pass a single-head network, e.g. "
-                "build_network(..., multihead=False)"
-            )
-        if isinstance(sub, SUPPORTED_LAYERS):
-            if isinstance(sub, _BATCHNORM) and not sub.track_running_stats:
-                raise UnsupportedTargetError(f"{where}: batch norm must track running statistics")
-            continue
-        has_own = any(True for _ in sub.named_parameters(recurse=False)) or any(
-            True for _ in sub.named_buffers(recurse=False)
-        )
-        if has_own or not any(True for _ in sub.children()):
-            raise UnsupportedTargetError(
-                f"{where} is not supported by the hypernetwork's functional target network. Supported "
-                f"layers: {', '.join(sorted({t.__name__ for t in SUPPORTED_LAYERS}))}, and containers of them"
-            )
-    if not any(True for _ in module.parameters()):
-        raise UnsupportedTargetError("the target network has no parameters to generate")
-
-
-def _stats_prefix(task: int) -> str:
-    return f"stats_t{int(task)}__"
-
-
-class FunctionalTarget(nn.Module):
-    """An ordinary network run on weights given at call time: ``target(x, weights, task)``.
-
-    The network passed in is copied and kept outside the module tree, so its own
-    parameters are neither trained nor saved; only per-task batch-norm statistics are
-    state. ``param_shapes`` lists the shapes of the weights to pass, in the order of
-    ``named_parameters()``.
-
-    Args:
-        network: the target network (see :func:`check_target` for the supported layers).
-
-    Raises:
-        UnsupportedTargetError: for an unsupported layer.
-    """
-
-    def __init__(self, network: nn.Module):
-        super().__init__()
-        check_target(network)
-        template = copy.deepcopy(network).requires_grad_(False)
-        object.__setattr__(self, "_template", template)
-        self.param_names: list[str] = [n for n, _ in template.named_parameters()]
-        self.param_shapes: list[tuple[int, ...]] = [tuple(p.shape) for _, p in template.named_parameters()]
-        self._buffer_init = {n: b.detach().clone() for n, b in template.named_buffers()}
-        self.buffer_names: list[str] = list(self._buffer_init)
-
-    @property
-    def num_params(self) -> int:
-        """Number of scalar weights the hypernetwork must generate."""
-        return sum(math.prod(s) for s in self.param_shapes)
-
-    @property
-    def has_task_statistics(self) -> bool:
-        """True when the network has batch norm (statistics kept per task)."""
-        return bool(self.buffer_names)
-
-    def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        """Cut a flat vector of ``num_params`` numbers into tensors of ``param_shapes``."""
-        if flat.numel() < self.num_params:
-            raise ValueError(f"need {self.num_params} weights, got {flat.numel()}")
-        out, start = [], 0
-        for shape in self.param_shapes:
-            n = math.prod(shape)
-            out.append(flat[start : start + n].view(shape))
-            start += n
-        return out
-
-    def add_task(self, task: int) -> None:
-        """Create fresh batch-norm statistics for ``task`` (no-op without batch norm)."""
-        prefix = _stats_prefix(task)
-        for name, init in self._buffer_init.items():
-            key = prefix + name.replace(".", "__")
-            if not hasattr(self, key):
-                ref = next(iter(self.buffers()), None)
-                self.register_buffer(key, init.clone().to(ref.device if ref is not None else init.device))
-
-    def task_statistics(self, task: int) -> dict[str, torch.Tensor]:
-        """The batch-norm buffers of ``task``, keyed by the network's buffer names."""
-        prefix = _stats_prefix(task)
-        try:
-            return {name: getattr(self, prefix + name.replace(".", "__")) for name in self.buffer_names}
-        except AttributeError:
-            raise KeyError(f"no batch-norm statistics for task {task}; call add_task({task}) first") from None
-
-    def forward(self, x: torch.Tensor, weights: Sequence[torch.Tensor], task: Optional[int] = None) -> torch.Tensor:
-        """Run the network on ``x`` with ``weights`` (and ``task``'s batch-norm statistics)."""
-        if len(weights) != len(self.param_names):
-            raise ValueError(f"expected {len(self.param_names)} weight tensors, got {len(weights)}")
-        tensors: dict[str, torch.Tensor] = dict(zip(self.param_names, weights))
-        if self.buffer_names:
-            if task is None:
-                raise ValueError("this target network has batch norm: pass the task whose statistics to use")
-            tensors.update(self.task_statistics(task))
-        template = self._template
-        if template.training != self.training:
-            template.train(self.training)
-        return functional_call(template, tensors, (x,))
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        tasks = {int(k[len(prefix) + 7 :].split("__", 1)[0]) for k in state_dict
-                 if k.startswith(prefix + "stats_t")}
-        for task in sorted(tasks):
-            self.add_task(task)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
-
-
-_ACTIVATIONS = {"relu": F.relu, "elu": F.elu, "tanh": torch.tanh, "gelu": F.gelu, "leaky_relu": F.leaky_relu}
-
-
-class ChunkedHyperNetwork(nn.Module):
-    """Generate ``n_outputs`` weights from a task embedding, one chunk at a time.
-
-    .. math::
-        h(e_t, \\Theta) = \\big[f_\\Theta([e_t, c_1]), \\dots, f_\\Theta([e_t, c_{n}])\\big]_{1:N}
-
-    with :math:`f_\\Theta` an MLP ending in ``chunk_size`` linear units, :math:`c_i` learned
-    chunk embeddings (shared by all tasks) and :math:`n = \\lceil N / \\text{chunk\\_size}\\rceil`.
-    The task embeddings :math:`e_t` are added with :meth:`add_task`.
-
-    Args:
-        n_outputs: number of weights to generate (the target's size).
-        embedding_dim: size of a task embedding :math:`e_t`.
-        chunk_size: outputs per chunk.
-        chunk_embedding_dim: size of a chunk embedding :math:`c_i`.
-        hidden: widths of the MLP's hidden layers.
-        activation: ``relu``, ``elu``, ``tanh``, ``gelu`` or ``leaky_relu``.
-        embedding_std: standard deviation of the initial task and chunk embeddings.
-
-    Raises:
-        ValueError: for non-positive sizes or an unknown activation.
-    """
-
-    def __init__(
-        self,
-        n_outputs: int,
-        *,
-        embedding_dim: int = 96,
-        chunk_size: int = 42000,
-        chunk_embedding_dim: int = 96,
-        hidden: Sequence[int] = (10, 10),
-        activation: str = "relu",
-        embedding_std: float = 1.0,
-    ):
-        super().__init__()
-        for key, value in (("n_outputs", n_outputs), ("embedding_dim", embedding_dim), ("chunk_size", chunk_size),
-                           ("chunk_embedding_dim", chunk_embedding_dim)):
-            if int(value) < 1:
-                raise ValueError(f"{key} must be >= 1, got {value}")
-        if any(int(h) < 1 for h in hidden):
-            raise ValueError(f"hidden widths must be >= 1, got {list(hidden)}")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-        if embedding_std <= 0:
-            raise ValueError(f"embedding_std must be > 0, got {embedding_std}")
-        self.n_outputs = int(n_outputs)
-        self.embedding_dim = int(embedding_dim)
-        self.chunk_size = int(min(chunk_size, n_outputs))
-        self.n_chunks = math.ceil(self.n_outputs / self.chunk_size)
-        self.activation = activation
-        self.embedding_std = float(embedding_std)
-        self.task_embeddings = nn.ParameterDict()
-        self.chunk_embeddings = nn.Parameter(torch.randn(self.n_chunks, int(chunk_embedding_dim)) * embedding_std)
-        sizes = [self.embedding_dim + int(chunk_embedding_dim), *map(int, hidden), self.chunk_size]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        for layer in self.layers:
-            nn.init.xavier_uniform_(layer.weight)
-            nn.init.zeros_(layer.bias)
-
-    # ----- tasks ---------------------------------------------------------------------
-    @property
-    def tasks(self) -> list[int]:
-        """The tasks that have an embedding, in the order they were added."""
-        return [int(k) for k in self.task_embeddings.keys()]
-
-    def add_task(self, task: int) -> nn.Parameter:
-        """Add a randomly initialised embedding for ``task`` (returns the existing one if any)."""
-        key = str(int(task))
-        if key not in self.task_embeddings:
-            ref = self.chunk_embeddings
-            self.task_embeddings[key] = nn.Parameter(
-                torch.randn(self.embedding_dim, device=ref.device, dtype=ref.dtype) * self.embedding_std
-            )
-        return self.task_embeddings[key]
-
-    def embedding(self, task: int) -> nn.Parameter:
-        try:
-            return self.task_embeddings[str(int(task))]
-        except KeyError:
-            raise KeyError(f"no embedding for task {task}; known tasks: {self.tasks}") from None
-
-    def freeze_embeddings(self, except_task: Optional[int] = None) -> None:
-        """Stop training every task embedding but ``except_task``'s."""
-        for key, emb in self.task_embeddings.items():
-            emb.requires_grad_(except_task is not None and key == str(int(except_task)))
-
-    # ----- generation ----------------------------------------------------------------
-    def theta(self) -> dict[str, nn.Parameter]:
-        """The parameters shared by all tasks (generator MLP and chunk embeddings)."""
-        return {n: p for n, p in self.named_parameters() if not n.startswith("task_embeddings.")}
-
-    @property
-    def num_theta(self) -> int:
-        """Number of shared scalar parameters (what the compression ratio counts)."""
-        return sum(p.numel() for p in self.theta().values())
-
-    def generate(self, embeddings: torch.Tensor, theta: Optional[Mapping[str, torch.Tensor]] = None) -> torch.Tensor:
-        """Weights for one embedding ``(D,)`` or a batch ``(B, D)``: ``(N,)`` or ``(B, N)``.
-
-        ``theta`` replaces the shared parameters (e.g. :math:`\\Theta + \\Delta\\Theta` for the
-        one-step lookahead); by default the module's own are used.
-        """
-        th = self.theta() if theta is None else theta
-        single = embeddings.dim() == 1
-        emb = embeddings.unsqueeze(0) if single else embeddings
-        chunks = th["chunk_embeddings"]
-        b = emb.shape[0]
-        inputs = torch.cat(
-            [emb.unsqueeze(1).expand(b, self.n_chunks, emb.shape[1]), chunks.unsqueeze(0).expand(b, *chunks.shape)],
-            dim=2,
-        ).reshape(b * self.n_chunks, -1)
-        act = _ACTIVATIONS[self.activation]
-        h = inputs
-        last = len(self.layers) - 1
-        for i in range(len(self.layers)):
-            h = F.linear(h, th[f"layers.{i}.weight"], th[f"layers.{i}.bias"])
-            if i < last:
-                h = act(h)
-        out = h.reshape(b, self.n_chunks * self.chunk_size)[:, : self.n_outputs]
-        return out[0] if single else out
-
-    def forward(self, task: int) -> torch.Tensor:
-        """The flat weight vector of ``task``: :math:`h(e_t, \\Theta)`."""
-        return self.generate(self.embedding(task))
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        head = prefix + "task_embeddings."
-        for key in state_dict:
-            if key.startswith(head):
-                self.add_task(int(key[len(head):]))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+from ..functional.entropy import entropy
+from .common import forward_by_task
+from .layers.functional_target import FunctionalTarget
+from .layers.hypernetwork import ChunkedHyperNetwork
 
 
 class HyperNetClassifier(MultiTaskModule):
@@ -472,16 +197,7 @@ class HyperNetClassifier(MultiTaskModule):
         if task_labels is None:
             raise ValueError("task-IL mode needs task labels (Avalanche's mb_task_id); use task_inference=True "
                              "to infer the task from the prediction entropy")
-        if isinstance(task_labels, int):
-            return self.forward_single_task(x, task_labels)
-        tasks = torch.unique(task_labels)
-        if len(tasks) == 1:
-            return self.forward_single_task(x, int(tasks[0]))
-        out = x.new_zeros(x.shape[0], self.n_outputs)
-        for task in tasks:
-            rows = task_labels == task
-            out[rows] = self.forward_single_task(x[rows], int(task))
-        return out
+        return forward_by_task(self, x, task_labels, self.n_outputs)
 
     @torch.no_grad()
     def predict_all(self, x: torch.Tensor) -> torch.Tensor:
@@ -505,19 +221,37 @@ class HyperNetClassifier(MultiTaskModule):
         keys = torch.tensor(tasks, device=x.device)[best]
         return logits, keys
 
-    # ----- bookkeeping ---------------------------------------------------------------
-    def size_summary(self) -> dict[str, Any]:
-        """Parameter counts and the compression ratio (hypernetwork / target parameters)."""
+    # ----- what the model reports ---------------------------------------------------
+    def inferred_tasks(self, experience: Any) -> Optional[tuple[torch.Tensor, int]]:
+        """The tasks inferred for the last evaluated mini-batch, and the task it belongs to.
+
+        With ``task_inference=True`` the tasks are keyed by experience index, so a test
+        batch of ``experience`` belongs to task ``experience.current_experience``. ``None``
+        when the model read task labels instead, or when that task is not learned yet.
+        This is what :func:`avalanche_ext.metrics.task_inference_metrics` reads.
+        """
+        if not self.task_inference or self.training or self.last_inferred_tasks is None:
+            return None
+        expected = int(experience.current_experience)
+        if expected not in self.tasks:
+            return None
+        return self.last_inferred_tasks, expected
+
+    def memory_report(self) -> dict[str, float]:
+        """Parameter counts, the compression ratio (hypernetwork / target parameters) and bytes per task.
+
+        A task adds its embedding and, for a target with batch norm, its statistics.
+        """
         n_target = self.target.num_params
         n_theta = self.hnet.num_theta
         return {
-            "hnet.target_params": n_target,
-            "hnet.hnet_params": n_theta,
-            "hnet.compression_ratio": round(n_theta / n_target, 4),
-            "hnet.params_per_task": self.hnet.embedding_dim,
-            "hnet.n_chunks": self.hnet.n_chunks,
-            "hnet.chunk_size": self.hnet.chunk_size,
-            "hnet.task_inference": self.task_inference,
+            "target_params": n_target,
+            "hnet_params": n_theta,
+            "compression_ratio": round(n_theta / n_target, 4),
+            "params_per_task": self.hnet.embedding_dim,
+            "bytes_per_task": self.hnet.embedding_bytes + self.target.statistics_bytes,
+            "n_chunks": self.hnet.n_chunks,
+            "chunk_size": self.hnet.chunk_size,
         }
 
     def get_extra_state(self) -> dict[str, Any]:
@@ -530,13 +264,4 @@ class HyperNetClassifier(MultiTaskModule):
         self.task_inference = bool(state["task_inference"])
 
 
-def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of ``softmax(logits)`` over the last dimension (masked classes count as 0)."""
-    logp = F.log_softmax(logits, dim=-1)
-    return -(logp.exp() * logp).sum(dim=-1)
-
-
-__all__ = [
-    "ChunkedHyperNetwork", "FunctionalTarget", "HyperNetClassifier", "SUPPORTED_LAYERS", "UnsupportedTargetError",
-    "check_target", "entropy",
-]
+__all__ = ["HyperNetClassifier"]

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any, Iterable
+from typing import Any, Optional
 
 import torch
-from avalanche.core import SupervisedPlugin
 
-from avalanche_ext.models.ensemble import Ensemble
-
-
-def restrict_optimizer(optimizer: torch.optim.Optimizer, params: Iterable[torch.nn.Parameter]) -> None:
-    """Make ``optimizer`` update exactly ``params``, and nothing else, with fresh state.
-
-    Parameters already in a group stay in it; the others are added to group 0; everything
-    else is removed from the optimizer together with its state (momentum, Adam moments), so
-    no update, momentum or weight decay can reach it.
-    """
-    keep = list(dict.fromkeys(params))
-    keep_ids = {id(p) for p in keep}
-    placed: set[int] = set()
-    for group in optimizer.param_groups:
-        group["params"] = [p for p in group["params"] if id(p) in keep_ids and id(p) not in placed]
-        placed.update(id(p) for p in group["params"])
-    optimizer.param_groups[0]["params"].extend(p for p in keep if id(p) not in placed)
-    optimizer.state = defaultdict(dict)
+from ..models.ensemble import Ensemble
+from .base import MethodPlugin, experience_id, restrict_optimizer, single_task_label
 
 
-class EnsemblePlugin(SupervisedPlugin):
+class EnsemblePlugin(MethodPlugin[Ensemble]):
     """Train an :class:`~avalanche_ext.models.Ensemble`: one new member per experience.
 
     Idea: the survey's Ensemble baseline trains an independent network on each experience
@@ -48,7 +30,10 @@ class EnsemblePlugin(SupervisedPlugin):
     arXiv:1909.08383).
 
     Scenarios: task-IL (``Ensemble(mode="task")``: each experience needs a new task label),
-    class-IL and domain-IL (``Ensemble(mode="class")``).
+    class-IL and domain-IL (``Ensemble(mode="class")``). In class mode the member that gives
+    the predicted class the highest probability is the inferred experience: the plugin
+    answers ``inferred_tasks`` for :func:`avalanche_ext.metrics.task_inference_metrics`
+    (ids are experience indices).
 
     Example:
         >>> from avalanche.training import Naive
@@ -59,30 +44,24 @@ class EnsemblePlugin(SupervisedPlugin):
         >>> for exp in stream.train_stream: strategy.train(exp)
     """
 
+    model_type = Ensemble
+    model_hint = "build one with avalanche_ext.models.Ensemble(member_factory, n_outputs, mode=...)"
+
     def __init__(self) -> None:
         super().__init__()
-
-    @staticmethod
-    def _model(strategy: Any) -> Ensemble:
-        model = strategy.model
-        if not isinstance(model, Ensemble):
-            raise TypeError(
-                f"EnsemblePlugin needs an avalanche_ext.models.Ensemble as the strategy's model, "
-                f"got {type(model).__name__}"
-            )
-        return model
-
-    def before_training(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        self._model(strategy)
+        self.experience_members: dict[int, int] = {}
+        self._inferred: Optional[tuple[torch.Tensor, int]] = None
 
     def before_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model = self._model(strategy)
         exp = strategy.experience
-        labels = sorted({int(t) for t in exp.task_labels})
-        if model.mode == "task" and len(labels) != 1:
-            raise ValueError(f"an Ensemble in task mode needs one task label per experience, got {labels}")
-        task = labels[0] if len(labels) == 1 else -1
+        if model.mode == "task":
+            task = single_task_label(exp, "an Ensemble in task mode")
+        else:
+            labels = sorted({int(t) for t in exp.task_labels})
+            task = labels[0] if len(labels) == 1 else -1
         index = model.add_member(task, exp.classes_in_this_experience)
+        self.experience_members[experience_id(exp)] = index
         model.members[index].to(strategy.device)
         model.train()
         restrict_optimizer(strategy.optimizer, model.members[index].parameters())
@@ -92,5 +71,26 @@ class EnsemblePlugin(SupervisedPlugin):
         if model.active is not None:
             model.freeze_member(model.active)
 
+    # ---- task inference (class mode) ----------------------------------------------------------
+    def after_eval_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        model = self._model(strategy)
+        expected = self.experience_members.get(experience_id(strategy.experience))
+        if model.mode != "class" or model.last_members is None or expected is None:
+            self._inferred = None
+        else:
+            self._inferred = (model.last_members, expected)
 
-__all__ = ["EnsemblePlugin", "restrict_optimizer"]
+    def inferred_tasks(self, experience: Any) -> Optional[tuple[torch.Tensor, int]]:
+        """Class mode: the members inferred for the last evaluated mini-batch and the member of its experience."""
+        return self._inferred
+
+    # ---- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Which member each trained experience got (the members live in the model)."""
+        return {"experience_members": dict(self.experience_members)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.experience_members = {int(k): int(v) for k, v in state["experience_members"].items()}
+
+
+__all__ = ["EnsemblePlugin"]

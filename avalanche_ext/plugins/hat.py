@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
-from avalanche.core import SupervisedPlugin
 
 from ..functional.hat import anneal_s, attention_regularizer, compensate_embedding_grad
 from ..models.hat import HATNet
+from .base import MethodPlugin, check_distinct_task_labels, require_new_task, single_task_label
 
 
 def check_optimizer(net: HATNet, optimizer: torch.optim.Optimizer) -> None:
@@ -30,8 +30,7 @@ def check_optimizer(net: HATNet, optimizer: torch.optim.Optimizer) -> None:
         if type(optimizer) is not torch.optim.SGD:
             raise ValueError(
                 f"HAT masks gradients, and {type(optimizer).__name__} would still move protected weights "
-                f"({names[0]}, ...): use torch.optim.SGD(params, lr=..., momentum=0, weight_decay=0) "
-                "(recipe: --set optimizer=sgd)"
+                f"({names[0]}, ...): use torch.optim.SGD(params, lr=..., momentum=0, weight_decay=0)"
             )
         bad = {k: group.get(k, 0) for k in ("momentum", "weight_decay") if group.get(k, 0)}
         if bad:
@@ -42,27 +41,7 @@ def check_optimizer(net: HATNet, optimizer: torch.optim.Optimizer) -> None:
             )
 
 
-def _check_stream_task_labels(exp: Any) -> None:
-    """Fail on the first experience if its stream reuses a task label (class-/domain-IL).
-
-    Reads only the task labels of the stream's experiences, never their data. Streams that
-    do not expose their origin are checked experience by experience instead.
-    """
-    try:
-        labels = [sorted(set(int(t) for t in e.task_labels)) for e in exp.origin_stream]
-    except Exception:  # streams without an accessible origin: per-experience checks remain
-        return
-    seen: set[int] = set()
-    for i, ls in enumerate(labels):
-        if len(ls) == 1 and ls[0] in seen:
-            raise ValueError(
-                f"HAT needs a distinct task label per experience (task-IL, e.g. --scenario task), but "
-                f"experience {i} of this stream reuses task label {ls[0]}"
-            )
-        seen.update(ls)
-
-
-class HATPlugin(SupervisedPlugin):
+class HATPlugin(MethodPlugin[HATNet]):
     """Hard Attention to the Task: per-task gates over units, and gradients masked by them.
 
     Each task $t$ learns, for every gated layer $l$ of a :class:`~avalanche_ext.models.hat.HATNet`,
@@ -113,6 +92,9 @@ class HATPlugin(SupervisedPlugin):
         last_regularizer: the value of the regularizer at the last training iteration.
     """
 
+    model_type = HATNet
+    model_hint = "build one with avalanche_ext.models.build_hat_network(input_shape, n_outputs)"
+
     def __init__(
         self,
         c: float = 0.75,
@@ -143,38 +125,21 @@ class HATPlugin(SupervisedPlugin):
         self._n_batches = 1
 
     # ---- checks, before any update ----------------------------------------------------
-    @staticmethod
-    def _net(strategy: Any) -> HATNet:
-        model = strategy.model
-        if not isinstance(model, HATNet):
-            raise ValueError(
-                f"HATPlugin needs a HATNet (avalanche_ext.models.hat.build_hat_network(...)), "
-                f"got {type(model).__name__}"
-            )
-        return model
-
     def before_training(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        check_optimizer(self._net(strategy), strategy.optimizer)
+        check_optimizer(self._model(strategy), strategy.optimizer)
 
     def before_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        net = self._net(strategy)
+        net = self._model(strategy)
         exp = strategy.experience
-        labels = sorted(set(int(t) for t in exp.task_labels))
-        if len(labels) != 1:
-            raise ValueError(f"HAT learns one task per experience; this experience has task labels {labels}")
-        task = labels[0]
+        task = single_task_label(exp, "HAT")
         if not self.trained_tasks:
-            _check_stream_task_labels(exp)
-        if task in self.trained_tasks:
-            raise ValueError(
-                f"task label {task} was already learned: HAT needs a new task label per experience "
-                "(task-IL, e.g. --scenario task); class-IL and domain-IL streams reuse label 0"
-            )
+            check_distinct_task_labels(exp, "HAT")
+        require_new_task(task, self.trained_tasks, "HAT")
         classes = list(exp.classes_in_this_experience)
         if classes and max(classes) >= net.n_outputs:
             raise ValueError(
                 f"experience classes {classes} do not fit a head of {net.n_outputs} units: "
-                "HAT needs classes numbered from 0 within each task (task-IL)"
+                "HAT needs classes numbered from 0 within each task, as a task-incremental stream gives them"
             )
         check_optimizer(net, strategy.optimizer)
         self._task = task
@@ -193,19 +158,19 @@ class HATPlugin(SupervisedPlugin):
             self._n_batches = -(-n // strategy.train_mb_size)
 
     def before_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        net = self._net(strategy)
+        net = self._model(strategy)
         net.s = anneal_s(strategy.clock.train_epoch_iterations, self._n_batches, net.s_max)
 
     def before_backward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         if self.c == 0:
             return
-        gates = self._net(strategy).last_gates[self._task]
+        gates = self._model(strategy).last_gates[self._task]
         reg = attention_regularizer(gates, self.cumulative)
         self.last_regularizer = float(reg.detach())
         strategy.loss = strategy.loss + self.c * reg
 
     def after_backward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        net = self._net(strategy)
+        net = self._model(strategy)
         with torch.no_grad():
             if self._grad_masks is not None:
                 for name, p in net.protected_parameters().items():
@@ -219,11 +184,11 @@ class HATPlugin(SupervisedPlugin):
 
     def after_update(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         with torch.no_grad():
-            for e in self._net(strategy).task_embeddings(self._task):
+            for e in self._model(strategy).task_embeddings(self._task):
                 e.clamp_(-self.thres_emb, self.thres_emb)
 
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        net = self._net(strategy)
+        net = self._model(strategy)
         self.consolidate(net, self._task)
         net.s = net.s_max
         net.last_gates.clear()

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from avalanche.core import SupervisedPlugin
-
-from avalanche_ext.models.piggyback import PiggybackNet
-from avalanche_ext.plugins.ensemble import restrict_optimizer
+from ..models.piggyback import PiggybackNet
+from .base import MethodPlugin, require_new_task, restrict_optimizer, single_task_label
 
 
-class PiggybackPlugin(SupervisedPlugin):
+class PiggybackPlugin(MethodPlugin[PiggybackNet]):
     """Train a :class:`~avalanche_ext.models.PiggybackNet` task by task.
 
     Idea: the backbone's weights $W$ are never changed once trained. Each new task $t$
@@ -33,8 +31,8 @@ class PiggybackPlugin(SupervisedPlugin):
     optimizer to the parameters being learned (the new masks and head; the backbone and the
     first head on the first experience), with fresh optimizer state. After the experience it
     calls :meth:`PiggybackNet.consolidate` (freezes the backbone after the dense task, packs
-    masks to 1 bit per weight otherwise) and records the bytes stored for the task in
-    :attr:`task_bytes`.
+    masks to 1 bit per weight otherwise). What a task costs is in the model's
+    :meth:`~avalanche_ext.models.PiggybackNet.memory_report`.
 
     Example:
         >>> from avalanche.training import Naive
@@ -45,49 +43,18 @@ class PiggybackPlugin(SupervisedPlugin):
         >>> for exp in stream.train_stream: strategy.train(exp)
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.task_bytes: dict[int, int] = {}
-
-    @staticmethod
-    def _model(strategy: Any) -> PiggybackNet:
-        model = strategy.model
-        if not isinstance(model, PiggybackNet):
-            raise TypeError(
-                f"PiggybackPlugin needs an avalanche_ext.models.PiggybackNet as the strategy's model, got "
-                f"{type(model).__name__}; wrap your trained layers with PiggybackNet(backbone, feature_size, n_outputs)"
-            )
-        return model
-
-    def before_training(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        self._model(strategy)
+    model_type = PiggybackNet
+    model_hint = "wrap your trained layers: avalanche_ext.models.PiggybackNet(backbone, feature_size, n_outputs)"
 
     def before_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model = self._model(strategy)
-        labels = sorted({int(t) for t in strategy.experience.task_labels})
-        if len(labels) != 1:
-            raise ValueError(f"Piggyback learns one mask per task: an experience needs exactly one task label, got {labels}")
-        task = labels[0]
-        if task in model.learned:
-            raise ValueError(
-                f"task {task} was already learned and its mask is final; Piggyback needs a new task label per "
-                f"experience (the task-incremental scenario, e.g. --scenario task)"
-            )
+        task = single_task_label(strategy.experience, "Piggyback")
+        require_new_task(task, model.learned, "Piggyback")
         model.add_task(task)  # no-op when the model's adaptation already added it
         restrict_optimizer(strategy.optimizer, [p for p in model.parameters() if p.requires_grad])
 
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        model = self._model(strategy)
-        task = sorted({int(t) for t in strategy.experience.task_labels})[0]
-        model.consolidate(task)
-        self.task_bytes[task] = model.task_bytes(task)
-
-    def state_dict(self) -> dict[str, Any]:
-        """The bytes stored per learned task (the masks and heads themselves live in the model)."""
-        return {"task_bytes": dict(self.task_bytes)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.task_bytes = {int(k): int(v) for k, v in state["task_bytes"].items()}
+        self._model(strategy).consolidate(single_task_label(strategy.experience, "Piggyback"))
 
 
 __all__ = ["PiggybackPlugin"]

@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any, Literal, Optional
 
 import torch
-from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metric_results import MetricValue
 
-from ..functional.supsup import binary_inference, exhaustive_inference, normalized_entropy, oneshot_inference
+from ..functional.entropy import normalized_entropy
+from ..functional.supsup import binary_inference, exhaustive_inference, oneshot_inference
 from ..models.supermask import SupSupNet
+from .base import MethodPlugin, check_distinct_task_labels, experience_id, require_new_task, single_task_label
 
 Mode = Literal["gg", "gns", "gnu"]
 
 
-class SupSupPlugin(SupervisedPlugin):
+class SupSupPlugin(MethodPlugin[SupSupNet]):
     """Supermasks in Superposition: one binary mask per task over fixed random weights.
 
     Idea: the network's weights are random signed constants that are never trained; each
@@ -52,12 +53,12 @@ class SupSupPlugin(SupervisedPlugin):
       normalised output entropy ``<= gnu_threshold``) the experience is recognised as
       that task and not trained again, otherwise a new mask is allocated.
 
-    The task-inference accuracy (share of test samples routed to the mask of their own
-    task, over the experiences learned so far) is published as the metrics
-    ``TaskInference_Acc_Exp/eval_phase/<stream>/ExpNNN`` and
-    ``TaskInference_Acc_Stream/eval_phase/<stream>``; the last value is
-    :attr:`last_task_inference_acc`. The number of masks after each training experience
-    is published as ``SupSup_Masks/train_phase``.
+    In ``gns`` and ``gnu`` modes the plugin answers ``inferred_tasks`` with the masks chosen
+    for the last test mini-batch and the mask of its experience, so
+    :func:`avalanche_ext.metrics.task_inference_metrics` measures the task-inference
+    accuracy (share of test samples routed to the mask of their own task, over the
+    experiences learned so far). The number of masks after each training experience is
+    published as ``SupSup_Masks/train_phase``.
 
     The model must be a :class:`~avalanche_ext.models.supermask.SupSupNet` (build it with
     :func:`~avalanche_ext.models.supermask.build_supsup_network`). Its only parameters are
@@ -94,6 +95,9 @@ class SupSupPlugin(SupervisedPlugin):
         gnu_probe: ``gnu`` only: number of samples of a new experience used to decide.
     """
 
+    model_type = SupSupNet
+    model_hint = "convert the network with avalanche_ext.models.build_supsup_network(model) before building the strategy"
+
     def __init__(
         self,
         mode: Mode = "gns",
@@ -129,35 +133,18 @@ class SupSupPlugin(SupervisedPlugin):
         self.label_to_mask: dict[int, int] = {}
         self.exp_to_mask: dict[int, int] = {}
         self.gnu_entropy: dict[int, float] = {}
-        self.inference_history: list[tuple[int, float]] = []
-        self.last_task_inference_acc: Optional[float] = None
         self._slot: Optional[int] = None
         self._checked = False
-        self._eval_counts: dict[int, list[int]] = {}
+        self._inferred: Optional[tuple[torch.Tensor, int]] = None
 
     # ----- checks before any update --------------------------------------------------
-    @staticmethod
-    def _model(strategy: Any) -> SupSupNet:
-        model = strategy.model
-        if not isinstance(model, SupSupNet):
-            raise TypeError(
-                f"SupSupPlugin needs a SupSupNet model, got {type(model).__name__}; convert the network with "
-                "avalanche_ext.models.build_supsup_network(model) before building the strategy")
-        return model
-
     def _check_stream(self, experience: Any) -> None:
         if self.mode == "gnu" or self.task_ids == "experiences":
             return
-        try:
-            labels = [tuple(e.task_labels) for e in experience.origin_stream]
-        except Exception:  # a stream without the information: the per-experience check still applies
-            return
-        if len(labels) > 1 and len(set(labels)) == 1:
-            raise ValueError(
-                f"SupSup mode {self.mode!r} with task_ids='labels' needs a task label per experience, but every "
-                f"experience of this stream has task label(s) {list(labels[0])}: the scenario has no task labels. "
-                "Use a task-incremental scenario (--scenario task), or mode='gns' with task_ids='experiences' "
-                "(experience boundaries name the tasks while training, tasks are inferred at test), or mode='gnu'")
+        check_distinct_task_labels(
+            experience, f"SupSup mode {self.mode!r} with task_ids='labels'",
+            "; without task labels use mode='gns' with task_ids='experiences' (experience boundaries name the tasks "
+            "while training, tasks are inferred at test), or mode='gnu'")
 
     # ----- training --------------------------------------------------------------------------
     def before_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
@@ -166,7 +153,7 @@ class SupSupPlugin(SupervisedPlugin):
         if not self._checked:
             self._check_stream(experience)
             self._checked = True
-        exp_id = self._experience_id(experience, strategy)
+        exp_id = experience_id(experience)
         self._slot = None
         if self.mode == "gnu":
             known = self._recognise(strategy, model)
@@ -176,13 +163,8 @@ class SupSupPlugin(SupervisedPlugin):
                 strategy.stop_training()
                 return
         elif self.task_ids == "labels":
-            labels = sorted(set(int(t) for t in experience.task_labels))
-            if len(labels) != 1:
-                raise ValueError(f"SupSup learns one mask per experience; this experience mixes task labels {labels}")
-            if labels[0] in self.label_to_mask:
-                raise ValueError(
-                    f"task label {labels[0]} was already learned and its mask is frozen; SupSup cannot train it "
-                    "again without changing its predictions (use mode='gnu' for streams that revisit tasks)")
+            task = single_task_label(experience, "SupSup")
+            require_new_task(task, self.label_to_mask, "SupSup", "; use mode='gnu' for streams that revisit tasks")
         slot = model.start_task()
         if self.mode != "gnu" and self.task_ids == "labels":
             self.label_to_mask[int(experience.task_labels[0])] = slot
@@ -200,15 +182,10 @@ class SupSupPlugin(SupervisedPlugin):
         if self._slot is not None:
             model.freeze_task()
             self._slot = None
-        self._publish(strategy, "SupSup_Masks/train_phase", float(model.num_masks))
-
-    @staticmethod
-    def _experience_id(experience: Any, strategy: Any) -> int:
-        # Only used to name experiences in exp_to_mask (for the task-inference metric).
-        try:
-            return int(experience.logging().current_experience)
-        except Exception:
-            return int(strategy.clock.train_exp_counter)
+        evaluator = getattr(strategy, "evaluator", None)
+        if evaluator is not None:  # how many masks the model holds now
+            evaluator.publish_metric_value(MetricValue(self, "SupSup_Masks/train_phase", float(model.num_masks),
+                                                       strategy.clock.train_iterations))
 
     @torch.no_grad()
     def _recognise(self, strategy: Any, model: SupSupNet) -> Optional[int]:
@@ -246,11 +223,9 @@ class SupSupPlugin(SupervisedPlugin):
             return binary_inference(superpose, k, x.shape[0], per_sample)
         return oneshot_inference(superpose, k, x.shape[0], per_sample)[0]
 
-    def before_eval(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        self._eval_counts = {}
-
     def before_eval_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model = self._model(strategy)
+        self._inferred = None
         if self.mode == "gg":
             lut = torch.full((int(strategy.mb_task_id.max()) + 1,), model.num_masks, dtype=torch.long)
             for label, slot in self.label_to_mask.items():
@@ -265,10 +240,7 @@ class SupSupPlugin(SupervisedPlugin):
             tasks = self._infer(model, strategy.mb_x)
         truth = self._truth(strategy, model)
         if truth is not None:
-            e = self._experience_id(strategy.experience, strategy)
-            counts = self._eval_counts.setdefault(e, [0, 0])
-            counts[0] += int((tasks == truth).sum())
-            counts[1] += len(tasks)
+            self._inferred = (tasks, truth)
         model.use_task(tasks)
 
     def _truth(self, strategy: Any, model: SupSupNet) -> Optional[int]:
@@ -276,37 +248,12 @@ class SupSupPlugin(SupervisedPlugin):
             labels = strategy.mb_task_id.unique().tolist()
             slot = self.label_to_mask.get(int(labels[0])) if len(labels) == 1 else None
         else:
-            slot = self.exp_to_mask.get(self._experience_id(strategy.experience, strategy))
+            slot = self.exp_to_mask.get(experience_id(strategy.experience))
         return slot if slot is not None and slot < model.num_masks else None
 
-    def _publish(self, strategy: Any, name: str, value: float) -> None:
-        evaluator = getattr(strategy, "evaluator", None)
-        if evaluator is not None:
-            evaluator.publish_metric_value(MetricValue(self, name, value, strategy.clock.train_iterations))
-
-    def _stream_name(self, strategy: Any) -> str:
-        try:
-            return f"{strategy.experience.origin_stream.name}_stream"
-        except Exception:
-            return "eval_stream"
-
-    def after_eval_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        e = self._experience_id(strategy.experience, strategy)
-        if e in self._eval_counts:
-            correct, total = self._eval_counts[e]
-            self._publish(strategy, f"TaskInference_Acc_Exp/eval_phase/{self._stream_name(strategy)}/Exp{e:03d}",
-                          correct / max(total, 1))
-            self._last_stream = self._stream_name(strategy)
-
-    def after_eval(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        if not self._eval_counts:
-            return
-        correct = sum(c for c, _ in self._eval_counts.values())
-        total = sum(t for _, t in self._eval_counts.values())
-        self.last_task_inference_acc = correct / max(total, 1)
-        self.inference_history.append((int(strategy.clock.train_exp_counter), self.last_task_inference_acc))
-        stream = getattr(self, "_last_stream", "eval_stream")
-        self._publish(strategy, f"TaskInference_Acc_Stream/eval_phase/{stream}", self.last_task_inference_acc)
+    def inferred_tasks(self, experience: Any) -> Optional[tuple[torch.Tensor, int]]:
+        """The masks inferred for the last test mini-batch and the mask of its task (``gns``/``gnu``)."""
+        return self._inferred
 
     # ----- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -317,8 +264,6 @@ class SupSupPlugin(SupervisedPlugin):
             "label_to_mask": dict(self.label_to_mask),
             "exp_to_mask": dict(self.exp_to_mask),
             "gnu_entropy": dict(self.gnu_entropy),
-            "inference_history": list(self.inference_history),
-            "last_task_inference_acc": self.last_task_inference_acc,
             "checked": self._checked,
         }
 
@@ -330,8 +275,6 @@ class SupSupPlugin(SupervisedPlugin):
         self.label_to_mask = {int(k): int(v) for k, v in state["label_to_mask"].items()}
         self.exp_to_mask = {int(k): int(v) for k, v in state["exp_to_mask"].items()}
         self.gnu_entropy = {int(k): float(v) for k, v in state["gnu_entropy"].items()}
-        self.inference_history = [(int(a), float(b)) for a, b in state["inference_history"]]
-        self.last_task_inference_acc = state["last_task_inference_acc"]
         self._checked = bool(state["checked"])
         self._slot = None
 

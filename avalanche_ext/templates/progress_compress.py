@@ -65,6 +65,7 @@ from torch.utils.data import DataLoader
 from ..functional.online_ewc import NORMALIZATIONS, OnlineEWC, empirical_fisher
 from ..functional.progress_compress import compress_loss
 from ..models.progress_compress import ProgressCompressNet
+from ..plugins.base import check_model
 
 PHASES = ("progress", "compress")
 
@@ -92,7 +93,8 @@ class ProgressCompress(SupervisedTemplate):
             ``progress_epochs + compress_epochs``.
 
     Raises:
-        TypeError: ``model`` is not a ``ProgressCompressNet`` or ``optimizer`` is not an optimizer.
+        IncompatibleModelError: ``model`` is not a ``ProgressCompressNet`` (a ``TypeError``).
+        TypeError: ``optimizer`` is not an optimizer.
         ValueError: a hyper-parameter out of range, or ``train_epochs`` given.
     """
 
@@ -111,11 +113,8 @@ class ProgressCompress(SupervisedTemplate):
         criterion: Any = None,
         **kwargs: Any,
     ):
-        if not isinstance(model, ProgressCompressNet):
-            raise TypeError(
-                f"ProgressCompress needs a ProgressCompressNet, got {type(model).__name__}; "
-                "wrap your column: ProgressCompressNet(column)"
-            )
+        check_model(model, ProgressCompressNet, "ProgressCompress",
+                    "wrap your column: avalanche_ext.models.ProgressCompressNet(column)")
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         if "train_epochs" in kwargs:
@@ -286,21 +285,14 @@ class ProgressCompress(SupervisedTemplate):
             self._publish("PnC_KL_Epoch/compress_phase/train_stream", record["kl"], x)
             self._publish("PnC_EWC_Epoch/compress_phase/train_stream", record["ewc"], x)
 
-    def mlflow_params(self) -> dict[str, Any]:
-        """Settings and sizes worth logging with a run (the runner logs them as MLflow parameters)."""
-        net: ProgressCompressNet = self.model
-        sizes = net.n_parameters()
-        return {
-            "pnc.progress_epochs": self.progress_epochs,
-            "pnc.compress_epochs": self.compress_epochs,
-            "pnc.ewc_lambda": self.ewc_lambda,
-            "pnc.gamma": self.gamma,
-            "pnc.normalize": self.normalize,
-            "pnc.fisher_samples": self.fisher_samples,
-            "pnc.reset_adaptors": self.reset_adaptors,
-            "pnc.lateral": net.lateral if isinstance(net.lateral, str) else ",".join(net.lateral) or "none",
-            **{f"pnc.params_{k}": v for k, v in sizes.items()},
-        }
+    def memory_report(self) -> dict[str, int]:
+        """Scalar parameters of the knowledge base, the active column, the adaptors and in total.
+
+        The network keeps this size however many tasks arrive.
+        """
+        sizes = self.model.n_parameters()
+        return {"kb_params": sizes["kb"], "ac_params": sizes["ac"], "adaptor_params": sizes["adaptors"],
+                "total_params": sizes["total"]}
 
     # ----- state ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -29,4 +29,4 @@ for exp in stream.train_stream:
     print(f"after task {exp.current_experience}: task-0 accuracy {first_task_acc[-1]:.3f}, "
           f"shared weights held {hat.capacity[-1]:.0%}")
 
-print("memory one more task needs (bytes):", model.bytes_per_task())
+print("memory one more task needs (bytes):", model.memory_report()["bytes_per_task"])

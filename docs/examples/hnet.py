@@ -6,6 +6,7 @@ from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training.plugins import EvaluationPlugin
 
 from avalanche_ext.benchmarks import build_benchmark
+from avalanche_ext.metrics import task_inference_metrics
 from avalanche_ext.models import HyperNetClassifier, build_network
 from avalanche_ext.plugins import HypernetworkPlugin
 
@@ -21,12 +22,14 @@ for scenario in ("task", "class"):
     hnet = HypernetworkPlugin(beta=0.05)
     strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
                      criterion=torch.nn.CrossEntropyLoss(), train_mb_size=32, train_epochs=4, eval_mb_size=512,
-                     evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]), plugins=[hnet])
+                     evaluator=EvaluationPlugin(accuracy_metrics(experience=True), *task_inference_metrics(),
+                                                loggers=[]),
+                     plugins=[hnet])
     for experience in stream.train_stream:
         strategy.train(experience)
     results = strategy.eval(stream.test_stream)
     acc = [v for k, v in sorted(results.items()) if k.startswith("Top1_Acc_Exp/")]
-    print(f"{scenario}-IL: compression ratio {model.size_summary()['hnet.compression_ratio']:.2f}, "
+    print(f"{scenario}-IL: compression ratio {model.memory_report()['compression_ratio']:.2f}, "
           f"accuracy per experience {[round(a, 3) for a in acc]}, mean {sum(acc) / len(acc):.3f}")
-    if hnet.task_inference_accuracy is not None:
-        print(f"  task-inference accuracy {hnet.task_inference_accuracy:.3f}")
+    if "TaskInference_Acc_Stream/eval_phase/test_stream" in results:  # only when the task is inferred
+        print(f"  task-inference accuracy {results['TaskInference_Acc_Stream/eval_phase/test_stream']:.3f}")

@@ -31,5 +31,6 @@ for exp in stream.train_stream:
     print(f"after task {exp.current_experience}: task-0 accuracy {task0:.3f}, "
           f"weights kept per layer {[round(k, 2) for k in kept]}")
 
-print("bytes stored per task (masks + head):", plugin.task_bytes)
-print("shared backbone bytes:", model.backbone_bytes())
+memory = model.memory_report()
+print("bytes stored per task after the first (masks + head):", memory["bytes_per_task"])
+print("shared backbone bytes:", memory["backbone_bytes"])

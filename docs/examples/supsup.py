@@ -6,6 +6,7 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 
 from avalanche_ext.benchmarks import build_benchmark
+from avalanche_ext.metrics import task_inference_metrics
 from avalanche_ext.models import build_network, build_supsup_network
 from avalanche_ext.plugins import SupSupPlugin
 
@@ -26,13 +27,13 @@ strategy = Naive(
     train_epochs=3,
     eval_mb_size=256,
     plugins=[supsup],
-    evaluator=EvaluationPlugin(accuracy_metrics(stream=True), loggers=[]),
+    evaluator=EvaluationPlugin(accuracy_metrics(stream=True), *task_inference_metrics(), loggers=[]),
 )
 
 for experience in stream.train_stream:
     strategy.train(experience)
     metrics = strategy.eval(stream.test_stream)
 
-print(f"masks learned: {net.num_masks}, {net.mask_bytes_per_task()} bytes each")
+print(f"masks learned: {net.num_masks}, {net.memory_report()['mask_bytes_per_task']} bytes each")
 print(f"accuracy: {metrics['Top1_Acc_Stream/eval_phase/test_stream/Task000']:.3f}")
-print(f"task-inference accuracy: {supsup.last_task_inference_acc:.3f}")
+print(f"task-inference accuracy: {metrics['TaskInference_Acc_Stream/eval_phase/test_stream']:.3f}")

@@ -1,6 +1,5 @@
 """Hard Attention to the Task: per-task gates over units; gradients of units earlier tasks use are masked."""
 
-import torch
 from avalanche.training import Naive
 
 from avalanche_ext.models.hat import build_hat_network
@@ -27,17 +26,4 @@ def build(ctx):
     optimizer = ctx.optimizer(model)
     check_optimizer(model, optimizer)  # fail now, not at the first update
     plugin = HATPlugin(c=hp.c, thres_emb=hp.thres_emb, clip_grad=hp.clip_grad)
-    strategy = Naive(model=model, optimizer=optimizer, **ctx.strategy_args(plugins=[plugin]))
-
-    def mlflow_params():
-        per_task = model.bytes_per_task()
-        return {
-            "hat.bytes_per_task": per_task["total"],
-            "hat.embedding_bytes_per_task": per_task["embeddings"],
-            "hat.head_bytes_per_task": per_task["head"],
-            "hat.shared_bytes": model.shared_bytes(),
-            "hat.mask_bytes": sum(model.units) * torch.finfo(torch.float32).bits // 8,
-        }
-
-    strategy.mlflow_params = mlflow_params
-    return strategy
+    return Naive(model=model, optimizer=optimizer, **ctx.strategy_args(plugins=[plugin]))

@@ -21,6 +21,4 @@ def build(ctx):
     net = ctx.model(multihead=False)
     model = PiggybackNet(net.features, feature_size=hp.hidden, n_outputs=ctx.stream.n_outputs,
                          threshold=hp.threshold, mask_scale=hp.mask_scale, copy=False)
-    strategy = Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=[PiggybackPlugin()]))
-    strategy.mlflow_params = model.memory_params
-    return strategy
+    return Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=[PiggybackPlugin()]))

@@ -27,7 +27,8 @@ def resolve_mode(mode: str, scenario: str) -> str:
         return "gg" if scenario == "task" else "gns"
     if mode == "gg" and scenario != "task":
         raise ValueError(f"supsup: mode=gg needs task labels at test time, which the {scenario!r} scenario does not "
-                         "give; use --scenario task, or mode=gns (infer the task) or mode=gnu")
+                         "give; use the task scenario (one task label per experience), or mode=gns (infer the task) "
+                         "or mode=gnu")
     return mode
 
 
@@ -73,21 +74,4 @@ def build(ctx):
         gnu_threshold=hp.gnu_threshold,
         gnu_probe=hp.gnu_probe,
     )
-    strategy = Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=[plugin]))
-    memory = model.memory_report()
-
-    def mlflow_params() -> dict:
-        return {
-            "supsup.mode": mode,
-            "supsup.inference": plugin.inference,
-            "supsup.bytes_per_task": memory["bytes_per_task"],
-            "supsup.mask_bytes_per_task": memory["mask_bytes_per_task"],
-            "supsup.bn_bytes_per_task": memory["bn_bytes_per_task"],
-            "supsup.float32_bytes_per_task_equivalent": memory["float32_bytes_per_task_equivalent"],
-            "supsup.compression_vs_float32": round(memory["float32_bytes_per_task_equivalent"]
-                                                   / max(memory["bytes_per_task"], 1), 2),
-        }
-
-    strategy.mlflow_params = mlflow_params
-    strategy.supsup = plugin
-    return strategy
+    return Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=[plugin]))

@@ -1,9 +1,7 @@
 """Ensemble: one independent network per experience, picked by task label or combined."""
 
-import torch
 from avalanche.training import Naive
 
-from avalanche_ext.models import count_parameters
 from avalanche_ext.models.ensemble import Ensemble
 from avalanche_ext.plugins.ensemble import EnsemblePlugin
 from avalanche_ext.registry import register
@@ -27,10 +25,4 @@ def build(ctx):
     model = Ensemble(member, ctx.stream.n_outputs, mode=mode, combine=ctx.hp.combine)
     # The ensemble has no parameters yet: each experience's member is put in the optimizer by the plugin.
     optimizer = ctx.optimizer([{"params": []}])
-    strategy = Naive(model=model, optimizer=optimizer, **ctx.strategy_args(plugins=[EnsemblePlugin()]))
-    with torch.random.fork_rng():  # counting must not shift the members' initialisation
-        per_member = count_parameters(member())
-    strategy.mlflow_params = lambda: {"ensemble.mode": mode, "ensemble.combine": ctx.hp.combine,
-                                      "ensemble.params_per_member": per_member,
-                                      "ensemble.bytes_per_member": per_member * 4}
-    return strategy
+    return Naive(model=model, optimizer=optimizer, **ctx.strategy_args(plugins=[EnsemblePlugin()]))

@@ -43,6 +43,4 @@ def build(ctx):
         activation=hp.hnet_activation,
     )
     plugin = HypernetworkPlugin(beta=hp.beta, lookahead=hp.lookahead)
-    strategy = Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=[plugin]))
-    strategy.mlflow_params = model.size_summary
-    return strategy
+    return Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=[plugin]))
