@@ -42,6 +42,13 @@ class EnsemblePlugin(MethodPlugin[Ensemble]):
         >>> strategy = Naive(model=model, optimizer=opt, criterion=torch.nn.CrossEntropyLoss(),
         ...                  plugins=[EnsemblePlugin()])
         >>> for exp in stream.train_stream: strategy.train(exp)
+
+    Attributes:
+        experience_members: the member each trained experience got, by experience index.
+
+    Raises:
+        ValueError: in task mode, an experience without exactly one new task label.
+        IncompatibleModelError: the strategy's model is not an ``Ensemble`` (before training).
     """
 
     model_type = Ensemble

@@ -90,6 +90,11 @@ class HATPlugin(MethodPlugin[HATNet]):
         capacity: after each task, the fraction of shared weights the learned tasks hold
             (mean of $\\min(a^l_{\\le t,i}, a^{l-1}_{\\le t,j})$ over all shared parameters).
         last_regularizer: the value of the regularizer at the last training iteration.
+
+    Raises:
+        ValueError: a bad hyper-parameter; before any update, an optimizer that would move
+            protected weights, or an experience without exactly one new task label.
+        IncompatibleModelError: the strategy's model is not a ``HATNet`` (before training).
     """
 
     model_type = HATNet

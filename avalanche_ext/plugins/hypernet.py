@@ -54,7 +54,10 @@ class HypernetworkPlugin(MethodPlugin[HyperNetClassifier]):
             task loss alone (Adam's step for Adam, else the gradient step).
 
     Raises:
-        ValueError: ``beta < 0``.
+        ValueError: ``beta < 0``; in task-IL mode, a stream whose experiences do not carry
+            distinct task labels (found on the first experience).
+        IncompatibleModelError: the strategy's model is not a ``HyperNetClassifier``
+            (before training).
     """
 
     model_type = HyperNetClassifier

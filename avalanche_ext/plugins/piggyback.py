@@ -41,6 +41,11 @@ class PiggybackPlugin(MethodPlugin[PiggybackNet]):
         >>> strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
         ...                  criterion=torch.nn.CrossEntropyLoss(), plugins=[PiggybackPlugin()])
         >>> for exp in stream.train_stream: strategy.train(exp)
+
+    Raises:
+        ValueError: before an experience's first update, if it does not carry exactly one
+            task label the model has not learned.
+        IncompatibleModelError: the strategy's model is not a ``PiggybackNet`` (before training).
     """
 
     model_type = PiggybackNet

@@ -93,6 +93,12 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
         gnu_threshold: ``gnu`` only: largest mean normalised entropy (in ``[0, 1]``) at
             which an existing mask counts as confident.
         gnu_probe: ``gnu`` only: number of samples of a new experience used to decide.
+
+    Raises:
+        ValueError: a bad hyper-parameter; with ``task_ids="labels"`` (``gg``/``gns``), a
+            stream whose experiences do not carry distinct task labels, found on the first
+            experience, or an experience whose task label was learned already.
+        IncompatibleModelError: the strategy's model is not a ``SupSupNet`` (before training).
     """
 
     model_type = SupSupNet
