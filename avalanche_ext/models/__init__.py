@@ -1,6 +1,8 @@
 """Model pieces: default networks and the building blocks the methods need."""
 
-from .mlp import Classifier, MultiHeadNet, build_network, cnn_features, count_parameters, mlp_features
+from .build import Classifier, MultiHeadNet, build_network, count_parameters
+from .cnn import cnn_features
+from .mlp import mlp_features
 from .supermask import MaskedConv2d, MaskedLinear, SupSupNet, TaskBatchNorm, UnsupportedLayerError, build_supsup_network
 from .ensemble import Ensemble
 from .piggyback import PiggybackConv2d, PiggybackLinear, PiggybackNet
