@@ -9,13 +9,15 @@ from .piggyback import PiggybackPlugin
 from .hat import HATPlugin
 from .hypernet import HypernetworkPlugin
 
-from .latent_replay import LatentBuffer, LatentLayerError, LatentReplayPlugin
-from .negative_replay import CWRStarHead, GenerativeLatentReplayPlugin
+from ..models.latent_split import LatentLayerError
+from .latent_replay import LatentReplayBase, LatentReplayPlugin
+from .cwr_star import CWRStarHead
+from .generative_latent_replay import GenerativeLatentReplayPlugin
 from .synaptic_intelligence import SafeSynapticIntelligencePlugin
 __all__ = ["BufferRehearsalPlugin", "ExStreamPlugin", "FiniteLossGuard", "NonFiniteLossError"]
 __all__ += ["SupSupPlugin"]
 __all__ += ["EnsemblePlugin", "PiggybackPlugin"]
 __all__ += ["HATPlugin"]
 __all__ += ["HypernetworkPlugin"]
-__all__ += ["LatentBuffer", "LatentLayerError", "LatentReplayPlugin", "CWRStarHead", "GenerativeLatentReplayPlugin"]
+__all__ += ["LatentLayerError", "LatentReplayBase", "LatentReplayPlugin", "CWRStarHead", "GenerativeLatentReplayPlugin"]
 __all__ += ["SafeSynapticIntelligencePlugin"]

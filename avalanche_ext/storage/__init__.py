@@ -2,5 +2,6 @@
 
 from .cluster_store import ClusterStore
 from .exstream import ExStreamBuffer
+from .latent_buffer import LatentBuffer
 
-__all__ = ["ClusterStore", "ExStreamBuffer"]
+__all__ = ["ClusterStore", "ExStreamBuffer", "LatentBuffer"]
