@@ -154,12 +154,13 @@ def test_cwr_star_head_keeps_old_rows_fixed_and_consolidates(stream, old_rows):
     assert torch.equal(clone.cw, cwr.cw) and torch.equal(clone.past, cwr.past) and torch.equal(clone.seen, cwr.seen)
 
 
-def test_state_round_trip_of_generator_and_plugin(stream):
+def test_state_round_trip_of_generator_and_plugin(stream, tmp_path):
     gen = GenerativeLatentReplayPlugin("features", negative=True, seed=5, **FAST_VAE)
     _, strategy = make_strategy(stream, [CWRStarHead("classifier"), gen])
     for exp in list(stream.train_stream)[:2]:
         strategy.train(exp)
-    state = gen.state_dict()
+    torch.save(gen.state_dict(), tmp_path / "plugin.pt")
+    state = torch.load(tmp_path / "plugin.pt")  # weights_only: tensors and plain values only
     clone = GenerativeLatentReplayPlugin("features", negative=True, **FAST_VAE)
     clone.load_state_dict(state)
     assert clone.known_classes == gen.known_classes and clone.experiences_seen == 2

@@ -165,13 +165,14 @@ def test_recipe_reports_bad_layer_before_training(tmp_path):
         run(cfg)
 
 
-def test_state_round_trip(stream):
+def test_state_round_trip(stream, tmp_path):
     plugin = LatentReplayPlugin("features", mem_size=30, seed=3)
     model, strategy = make_strategy(stream, [plugin])
     exps = list(stream.train_stream)
     strategy.train(exps[0])
     strategy.train(exps[1])
-    state = plugin.state_dict()
+    torch.save(plugin.state_dict(), tmp_path / "plugin.pt")
+    state = torch.load(tmp_path / "plugin.pt")  # weights_only: tensors and plain values only
     clone = LatentReplayPlugin("features", mem_size=30)
     clone.load_state_dict(state)
     assert torch.equal(clone.buffer.z, plugin.buffer.z) and torch.equal(clone.buffer.y, plugin.buffer.y)
