@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from avalanche_ext.benchmarks import build_benchmark  # noqa: E402
 from avalanche_ext.benchmarks.online import online_train_stream  # noqa: E402
 from avalanche_ext.storage import ExStreamBuffer  # noqa: E402
-from avalanche_ext.storage.exstream import LINKAGES  # noqa: E402
+from avalanche_ext.storage.cluster_store import LINKAGES  # noqa: E402
 
 
 def main(argv=None) -> None:

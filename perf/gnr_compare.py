@@ -58,6 +58,7 @@ def _cwr_star_frozen(ctx):
 def memory_table(n_experiences: int) -> list[dict]:
     """Bytes of replay memory of each method on split_fmnist (as built by the recipes)."""
     from avalanche_ext.benchmarks import build_benchmark
+    from avalanche_ext.protocols import collect_memory_reports
     from avalanche_ext.recipe import RecipeContext
     from avalanche_ext.registry import get_recipe
 
@@ -67,7 +68,7 @@ def memory_table(n_experiences: int) -> list[dict]:
         recipe = get_recipe(name)
         hp = recipe.resolve("split_fmnist", {"pretrain": "none"})
         strategy = recipe.build(RecipeContext(stream, hp, evaluator=None))
-        rows.append({"recipe": name, **strategy.mlflow_params()})
+        rows.append({"recipe": name, **collect_memory_reports(strategy)})
     return rows
 
 

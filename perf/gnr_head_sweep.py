@@ -5,7 +5,8 @@ train the output layer, and the VAE sees the same real latents whatever the head
 script therefore computes the latents once, trains the continual VAE once per (seed, split),
 and replays the head's training for many settings in seconds: the output layer is trained
 exactly as ``CWRStarHead`` + ``GenerativeLatentReplayPlugin`` do (fresh Adam state per
-experience, consolidated or zero old rows, stop-gradient on the negatives), without the
+experience, consolidated or zero old rows, stop-gradient on the negatives), with the same
+functions (``avalanche_ext.functional.cwr`` and ``restrict_gradient``) but without the
 Avalanche loop. It is how the per-benchmark settings of ``gnr`` and
 ``generative_latent_replay`` on ``split_fmnist`` were chosen.
 
@@ -46,6 +47,8 @@ import torch.nn.functional as F  # noqa: E402
 
 from avalanche_ext.benchmarks.sources import LOADERS  # noqa: E402
 from avalanche_ext.benchmarks.streams import carve_validation  # noqa: E402
+from avalanche_ext.functional.cwr import consolidate, consolidated, start_weights  # noqa: E402
+from avalanche_ext.functional.negative_replay import restrict_gradient  # noqa: E402
 from avalanche_ext.hparams import COMMON_PER_BENCHMARK  # noqa: E402
 from avalanche_ext.models import build_network  # noqa: E402
 from avalanche_ext.models.latent_vae import LatentVAE, train_continually  # noqa: E402
@@ -154,13 +157,9 @@ def run_head(data, exps, snaps, *, kind=None, old_rows="consolidated", mean_shif
             vae = load_vae(snaps[e - 1], d)
             sample = lambda n, vae=vae, old=old: vae.sample(n, classes=old, temperature=temperature)  # noqa: E731
         rows = list(cls) + (old if kind == "pos" and sample else [])
-        W = (cw * seen[:, None]).clone() if old_rows == "consolidated" else torch.zeros(10, d)
-        for c in rows:
-            W[c] = cw[c] if seen[c] else 0.0
+        W = start_weights(cw, seen, rows, old_rows=old_rows)
         W.requires_grad_(True)
         opt = torch.optim.Adam([W], lr=lr)
-        train_mask = torch.zeros(10, dtype=torch.bool)
-        train_mask[rows] = True
         for _ in range(epochs):
             perm = torch.randperm(len(x))
             for i in range(0, len(x), batch_size):
@@ -169,31 +168,18 @@ def run_head(data, exps, snaps, *, kind=None, old_rows="consolidated", mean_shif
                 if sample is not None:
                     zr, yr = sample(R)
                     xb, yb = torch.cat([xb, zr]), torch.cat([yb, yr])
-                out = xb @ W.T
-                out = torch.where(train_mask, out, out.detach())
+                out = restrict_gradient(xb @ W.T, slice(None), rows)  # CWR*: only the rows trained now learn
                 if kind == "neg" and sample is not None:
-                    keep = torch.ones_like(out, dtype=torch.bool)
-                    keep[b:] = False
-                    keep[b:, cls] = True
-                    out = torch.where(keep, out, out.detach())
+                    out = restrict_gradient(out, slice(b, None), cls)  # GNR: the generated rows are negatives only
                 loss = F.cross_entropy(out, yb)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-        w = W.detach()
-        shift = w[rows].mean() if mean_shift else 0.0
         counts = {c: float((y == c).sum()) for c in cls}
         for c in (old if kind == "pos" and sample else []):
             counts[c] = R * math.ceil(len(x) / batch_size) / len(old)
-        for c in rows:
-            new = w[c] - shift
-            if seen[c]:
-                r = math.sqrt(float(past[c]) / counts[c])
-                cw[c] = (cw[c] * r + new) / (r + 1)
-            else:
-                cw[c], seen[c] = new, True
-            past[c] += counts[c]
-    return float(((zte @ (cw * seen[:, None]).T).argmax(1) == yte).float().mean())
+        cw, seen, past = consolidate(cw, seen, past, W.detach(), {c: counts[c] for c in rows}, mean_shift=mean_shift)
+    return float(((zte @ consolidated(cw, seen).T).argmax(1) == yte).float().mean())
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from avalanche_ext.storage.exstream import ClusterStore, ExStreamBuffer
+from avalanche_ext.storage import ClusterStore, ExStreamBuffer
 from tiny_streams import BatchLabels, tiny_naive, two_class_stream
 
 
@@ -187,6 +187,35 @@ def test_state_round_trip_continues_identically(linkage):
     for ta, tb in zip(a.tensors(), b.tensors()):
         assert torch.equal(ta, tb)
     assert a.seen == b.seen
+
+
+@pytest.mark.parametrize("linkage", ["centroid", "ward"])
+def test_saved_state_loads_with_plain_torch_load_and_continues_identically(linkage, tmp_path):
+    """torch.load defaults to weights_only=True: the state holds tensors and plain Python values only."""
+    g = torch.Generator().manual_seed(2)
+    xs, ys = torch.randn(90, 5, generator=g), torch.randint(0, 3, (90,), generator=g)
+    a = ExStreamBuffer(max_size=10, per_class=4, linkage=linkage)
+    a.add(xs[:50], ys[:50])
+    torch.save(a.state_dict(), tmp_path / "buffer.pt")
+    state = torch.load(tmp_path / "buffer.pt")
+    store = state["groups"][0][1]
+    assert isinstance(store["x"], torch.Tensor) and isinstance(store["nn_idx"], torch.Tensor)
+    b = ExStreamBuffer(max_size=1)
+    b.load_state_dict(state)
+    for buf in (a, b):
+        buf.add(xs[50:], ys[50:])
+    for ta, tb in zip(a.tensors(), b.tensors()):
+        assert torch.equal(ta, tb)
+    assert a.seen == b.seen and a.sizes() == b.sizes()
+    one = a.groups[(0, 0)]
+    again = ClusterStore.from_state(torch.load(_saved(one.state_dict(), tmp_path / "store.pt")))
+    assert again.nearest_pair() == one.nearest_pair()
+    assert np.array_equal(again.points(), one.points()) and np.array_equal(again.weights(), one.weights())
+
+
+def _saved(state, path):
+    torch.save(state, path)
+    return path
 
 
 def test_state_with_an_unknown_linkage_is_refused():

@@ -12,8 +12,11 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche_ext.benchmarks import build_benchmark
 from avalanche_ext.models import build_network
 from avalanche_ext.models.latent_vae import LatentVAE, train_continually
-from avalanche_ext.plugins.latent_replay import LatentLayerError
-from avalanche_ext.plugins.negative_replay import CWRStarHead, GenerativeLatentReplayPlugin, restrict_gradient
+from avalanche_ext.functional.cwr import consolidate, start_weights
+from avalanche_ext.functional.negative_replay import restrict_gradient
+from avalanche_ext.models.latent_split import LatentLayerError
+from avalanche_ext.plugins import CWRStarHead, GenerativeLatentReplayPlugin
+from avalanche_ext.protocols import collect_memory_reports
 
 FAST_VAE = dict(vae_epochs=1, vae_hidden=32, code_dim=8, replay_per_class=20)
 
@@ -87,6 +90,41 @@ def test_restrict_gradient_keeps_values_and_blocks_other_columns():
     assert torch.count_nonzero(w.grad[[0, 2, 4]]) == 0 and torch.count_nonzero(w.grad[[1, 3]]) > 0
 
 
+def test_consolidation_is_the_count_weighted_cwr_star_mean_hand_checked():
+    cw, seen, past = torch.zeros(3, 2), torch.zeros(3, dtype=torch.bool), torch.zeros(3)
+    w = torch.tensor([[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]])
+    cw1, seen1, past1 = consolidate(cw, seen, past, w, {0: 10, 1: 30}, mean_shift=True)
+    assert torch.equal(cw1, torch.tensor([[-1.5, -0.5], [0.5, 1.5], [0.0, 0.0]]))  # rows minus their mean 2.5
+    assert seen1.tolist() == [True, True, False] and past1.tolist() == [10.0, 30.0, 0.0]
+    assert not seen.any() and torch.equal(cw, torch.zeros(3, 2))  # the arguments are left alone
+    # class 0 again on 40 samples after 10: r = sqrt(10 / 40) = 0.5, cw = (0.5 cw + w) / 1.5
+    cw2, _, past2 = consolidate(cw1, seen1, past1, torch.full((3, 2), 4.0), {0: 40}, mean_shift=False)
+    assert torch.allclose(cw2[0], (0.5 * cw1[0] + 4.0) / 1.5) and torch.equal(cw2[1:], cw1[1:])
+    assert past2.tolist() == [50.0, 30.0, 0.0]
+
+
+def test_start_weights_hold_zero_or_consolidated_old_rows():
+    cw, seen = torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]), torch.tensor([True, True, False])
+    assert start_weights(cw, seen, [1, 2], old_rows="zero").tolist() == [[0, 0], [2, 2], [0, 0]]
+    assert start_weights(cw, seen, [1, 2], old_rows="consolidated").tolist() == [[1, 1], [2, 2], [0, 0]]
+    with pytest.raises(ValueError, match="old_rows"):
+        start_weights(cw, seen, [0], old_rows="frozen")
+
+
+def test_memory_report_gives_the_generator_size_before_and_after_training(stream):
+    gen = GenerativeLatentReplayPlugin("features", **FAST_VAE)
+    assert gen.memory_report() == {}
+    model, strategy = make_strategy(stream, [CWRStarHead("classifier"), gen])
+    gen.measure(model, stream.input_shape)
+    before = collect_memory_reports(strategy)
+    strategy.train(next(iter(stream.train_stream)))
+    vae_bytes = sum(p.numel() * p.element_size() for p in gen.vae.parameters())
+    assert before["memory.generator_bytes"] == vae_bytes == gen.memory_report()["generator_bytes"]
+    assert before["memory.equal_bytes.samples"] == vae_bytes // (32 * 4)  # 32-d latents as float32
+    assert before["memory.equal_bytes.raw_bytes_uint8"] == vae_bytes // (32 * 4) * 64  # 8x8 pixels
+    assert collect_memory_reports(strategy)["memory.consolidated_bytes"] == 10 * 32 * 4 + 10 + 10 * 4
+
+
 @pytest.mark.parametrize("old_rows", ["zero", "consolidated"])
 def test_cwr_star_head_keeps_old_rows_fixed_and_consolidates(stream, old_rows):
     cwr = CWRStarHead("classifier", old_rows=old_rows)
@@ -116,12 +154,13 @@ def test_cwr_star_head_keeps_old_rows_fixed_and_consolidates(stream, old_rows):
     assert torch.equal(clone.cw, cwr.cw) and torch.equal(clone.past, cwr.past) and torch.equal(clone.seen, cwr.seen)
 
 
-def test_state_round_trip_of_generator_and_plugin(stream):
+def test_state_round_trip_of_generator_and_plugin(stream, tmp_path):
     gen = GenerativeLatentReplayPlugin("features", negative=True, seed=5, **FAST_VAE)
     _, strategy = make_strategy(stream, [CWRStarHead("classifier"), gen])
     for exp in list(stream.train_stream)[:2]:
         strategy.train(exp)
-    state = gen.state_dict()
+    torch.save(gen.state_dict(), tmp_path / "plugin.pt")
+    state = torch.load(tmp_path / "plugin.pt")  # weights_only: tensors and plain values only
     clone = GenerativeLatentReplayPlugin("features", negative=True, **FAST_VAE)
     clone.load_state_dict(state)
     assert clone.known_classes == gen.known_classes and clone.experiences_seen == 2

@@ -13,14 +13,11 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche_ext.benchmarks import build_benchmark
 from avalanche_ext.models import build_network
 from avalanche_ext.models.pretrain import cache_dir, pretrain_features, pretrain_for_stream
-from avalanche_ext.plugins.latent_replay import (
-    LatentBuffer,
-    LatentLayerError,
-    LatentReplayPlugin,
-    latent_memory_bytes,
-    replay_memory_report,
-    split_model,
-)
+from avalanche_ext.functional.memory import latent_memory_bytes, replay_memory_figures
+from avalanche_ext.models.latent_split import LatentCut, LatentLayerError, split_model
+from avalanche_ext.plugins.latent_replay import LatentReplayPlugin
+from avalanche_ext.protocols import collect_memory_reports
+from avalanche_ext.storage import LatentBuffer
 
 
 @pytest.fixture(scope="module")
@@ -168,17 +165,18 @@ def test_recipe_reports_bad_layer_before_training(tmp_path):
         run(cfg)
 
 
-def test_state_round_trip(stream):
+def test_state_round_trip(stream, tmp_path):
     plugin = LatentReplayPlugin("features", mem_size=30, seed=3)
     model, strategy = make_strategy(stream, [plugin])
     exps = list(stream.train_stream)
     strategy.train(exps[0])
     strategy.train(exps[1])
-    state = plugin.state_dict()
+    torch.save(plugin.state_dict(), tmp_path / "plugin.pt")
+    state = torch.load(tmp_path / "plugin.pt")  # weights_only: tensors and plain values only
     clone = LatentReplayPlugin("features", mem_size=30)
     clone.load_state_dict(state)
     assert torch.equal(clone.buffer.z, plugin.buffer.z) and torch.equal(clone.buffer.y, plugin.buffer.y)
-    assert clone.lower_names == plugin.lower_names and clone._lower_frozen
+    assert clone.lower_names == plugin.lower_names and clone.cut.frozen
     za, ya = plugin.buffer.sample(7)
     zb, yb = clone.buffer.sample(7)
     assert torch.equal(za, zb) and torch.equal(ya, yb)
@@ -196,12 +194,48 @@ def test_split_model_finds_the_part_below_any_named_layer():
     assert modules == ["features.0", "features.1", "features.2"]
 
 
-def test_memory_report_counts_latent_and_raw_bytes():
-    model = build_network((1, 28, 28), 10, hidden=400)
-    report = replay_memory_report(model, "features", (1, 28, 28), 1500)
-    assert report["memory.latent_bytes"] == 1500 * 400 * 4 == latent_memory_bytes(1500, (400,))
-    assert report["memory.raw_bytes_float32"] == 1500 * 784 * 4
-    assert report["memory.raw_bytes_uint8"] == 1500 * 784
+def test_latent_cut_appends_injected_rows_and_freezes_only_after_split():
+    model = build_network((1, 8, 8), 10, hidden=16)
+    cut = LatentCut("features.2")
+    cut.attach(model)
+    cut.inject(torch.ones(3, 16))
+    out = model(torch.zeros(2, 1, 8, 8))
+    assert out.shape == (5, 10)
+    above = model.classifier(model.features[4](model.features[3](torch.ones(3, 16))))
+    assert torch.allclose(out[2:], above)  # the injected rows enter above the cut
+    cut.check_injected()  # consumed: nothing to report
+    cut.inject(torch.ones(1, 16))
+    with pytest.raises(LatentLayerError, match="not run"):
+        cut.check_injected()
+    with pytest.raises(RuntimeError, match="split"):
+        cut.freeze_below(model)
+    cut.split(model, torch.zeros(2, 1, 8, 8))
+    cut.freeze_below(model)
+    assert [n for n, p in model.named_parameters() if not p.requires_grad] == ["features.1.weight", "features.1.bias"]
+    with pytest.raises(ValueError, match="lower_lr_factor"):
+        LatentCut("features", lower_lr_factor=1.0)
+
+
+def test_memory_figures_count_latent_and_raw_bytes():
+    figures = replay_memory_figures(1500, (400,), (1, 28, 28))
+    assert figures["latent_bytes"] == 1500 * 400 * 4 == latent_memory_bytes(1500, (400,))
+    assert figures["raw_bytes_float32"] == 1500 * 784 * 4
+    assert figures["raw_bytes_uint8"] == 1500 * 784
+    assert figures["samples"] == 1500 and figures["latent_dim"] == 400
+
+
+def test_memory_report_is_known_after_measure_and_after_training(stream):
+    plugin = LatentReplayPlugin("features.2", mem_size=40)
+    assert plugin.memory_report() == {"samples": 40}
+    model, strategy = make_strategy(stream, [plugin])
+    plugin.measure(model, stream.input_shape)
+    measured = plugin.memory_report()
+    assert measured == replay_memory_figures(40, (32,), stream.input_shape)
+    assert collect_memory_reports(strategy)["memory.latent_bytes"] == 40 * 32 * 4
+    trained = LatentReplayPlugin("features.2", mem_size=40)
+    _, strategy = make_strategy(stream, [trained])
+    strategy.train(next(iter(stream.train_stream)))
+    assert trained.memory_report() == measured
 
 
 def test_recipe_runs_and_logs_memory(tmp_path):

@@ -1,24 +1,31 @@
 """Model pieces: default networks and the building blocks the methods need."""
 
-from .mlp import Classifier, MultiHeadNet, build_network, cnn_features, count_parameters, mlp_features
+from .build import Classifier, MultiHeadNet, build_network, count_parameters
+from .cnn import cnn_features
 from .common import forward_by_task
+from .ensemble import Ensemble
+from .hat import HATNet, build_hat_network
+from .hypernet import HyperNetClassifier
+from .latent_split import (
+    LatentCapture, LatentCut, LatentLayerError, compute_latents, find_layer, latent_shape, output_size, parameters_below,
+    split_model,
+)
+from .latent_vae import LatentGenerator, LatentVAE, train_continually
 from .layers import (
     ChunkedHyperNetwork, FunctionalTarget, LateralAdaptor, MaskedConv2d, MaskedLinear, PiggybackConv2d, PiggybackLinear,
     TaskBatchNorm, UnsupportedTargetError,
 )
-from .supermask import SupSupNet, UnsupportedLayerError, build_supsup_network
-from .ensemble import Ensemble
+from .mlp import mlp_features
 from .piggyback import PiggybackNet
-from .hat import HATNet, build_hat_network
-from .hypernet import HyperNetClassifier
 from .progress_compress import ProgressCompressNet
+from .supermask import SupSupNet, UnsupportedLayerError, build_supsup_network
 
-from .latent_vae import LatentVAE, train_continually
-__all__ = ["Classifier", "MultiHeadNet", "build_network", "cnn_features", "count_parameters", "mlp_features"]
-__all__ += ["MaskedConv2d", "MaskedLinear", "SupSupNet", "TaskBatchNorm", "UnsupportedLayerError", "build_supsup_network"]
-__all__ += ["Ensemble", "PiggybackConv2d", "PiggybackLinear", "PiggybackNet"]
-__all__ += ["HATNet", "build_hat_network"]
-__all__ += ["ChunkedHyperNetwork", "FunctionalTarget", "HyperNetClassifier", "UnsupportedTargetError"]
-__all__ += ["LateralAdaptor", "ProgressCompressNet"]
-__all__ += ["forward_by_task"]
-__all__ += ["LatentVAE", "train_continually"]
+__all__ = [
+    "ChunkedHyperNetwork", "Classifier", "Ensemble", "FunctionalTarget", "HATNet", "HyperNetClassifier",
+    "LatentCapture", "LatentCut", "LatentGenerator", "LatentLayerError", "LatentVAE", "LateralAdaptor",
+    "MaskedConv2d", "MaskedLinear", "MultiHeadNet", "PiggybackConv2d", "PiggybackLinear", "PiggybackNet",
+    "ProgressCompressNet", "SupSupNet", "TaskBatchNorm", "UnsupportedLayerError", "UnsupportedTargetError",
+    "build_hat_network", "build_network", "build_supsup_network", "cnn_features", "compute_latents",
+    "count_parameters", "find_layer", "forward_by_task", "latent_shape", "mlp_features", "output_size",
+    "parameters_below", "split_model", "train_continually",
+]

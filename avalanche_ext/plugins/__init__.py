@@ -1,27 +1,27 @@
-"""One ``SupervisedPlugin`` per method."""
+"""One ``SupervisedPlugin`` per method, and the scaffolding they share (``plugins.base``)."""
 
+from ..models.latent_split import LatentLayerError
 from .base import (
     IncompatibleModelError, MethodPlugin, check_distinct_task_labels, check_model, require_new_task, restrict_optimizer,
     single_task_label,
 )
 from .buffer_rehearsal import BufferRehearsalPlugin
-from .exstream import ExStreamPlugin
-from .guards import FiniteLossGuard, NonFiniteLossError
-from .supsup import SupSupPlugin
+from .cwr_star import CWRStarHead
 from .ensemble import EnsemblePlugin
-from .piggyback import PiggybackPlugin
+from .exstream import ExStreamPlugin
+from .generative_latent_replay import GenerativeLatentReplayPlugin
+from .guards import FiniteLossGuard, NonFiniteLossError
 from .hat import HATPlugin
 from .hypernet import HypernetworkPlugin
-
-from .latent_replay import LatentBuffer, LatentLayerError, LatentReplayPlugin
-from .negative_replay import CWRStarHead, GenerativeLatentReplayPlugin
+from .latent_replay import LatentReplayBase, LatentReplayPlugin
+from .piggyback import PiggybackPlugin
+from .supsup import SupSupPlugin
 from .synaptic_intelligence import SafeSynapticIntelligencePlugin
-__all__ = ["BufferRehearsalPlugin", "ExStreamPlugin", "FiniteLossGuard", "NonFiniteLossError"]
-__all__ += ["SupSupPlugin"]
-__all__ += ["EnsemblePlugin", "PiggybackPlugin"]
-__all__ += ["IncompatibleModelError", "MethodPlugin", "check_distinct_task_labels", "check_model", "require_new_task"]
-__all__ += ["restrict_optimizer", "single_task_label"]
-__all__ += ["HATPlugin"]
-__all__ += ["HypernetworkPlugin"]
-__all__ += ["LatentBuffer", "LatentLayerError", "LatentReplayPlugin", "CWRStarHead", "GenerativeLatentReplayPlugin"]
-__all__ += ["SafeSynapticIntelligencePlugin"]
+
+__all__ = [
+    "BufferRehearsalPlugin", "CWRStarHead", "EnsemblePlugin", "ExStreamPlugin", "FiniteLossGuard",
+    "GenerativeLatentReplayPlugin", "HATPlugin", "HypernetworkPlugin", "IncompatibleModelError", "LatentLayerError",
+    "LatentReplayBase", "LatentReplayPlugin", "MethodPlugin", "NonFiniteLossError", "PiggybackPlugin",
+    "SafeSynapticIntelligencePlugin", "SupSupPlugin", "check_distinct_task_labels", "check_model",
+    "require_new_task", "restrict_optimizer", "single_task_label",
+]

@@ -1,5 +1,7 @@
-"""Replay buffers that subclass Avalanche's ``ExemplarsBuffer``."""
+"""Replay stores: Avalanche ``ExemplarsBuffer`` subclasses and the plain stores the methods keep."""
 
-from .exstream import ClusterStore, ExStreamBuffer
+from .cluster_store import ClusterStore
+from .exstream import ExStreamBuffer
+from .latent_buffer import LatentBuffer
 
-__all__ = ["ClusterStore", "ExStreamBuffer"]
+__all__ = ["ClusterStore", "ExStreamBuffer", "LatentBuffer"]

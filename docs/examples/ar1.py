@@ -6,9 +6,8 @@ from avalanche.training.plugins import SynapticIntelligencePlugin
 
 from avalanche_ext.benchmarks import build_benchmark
 from avalanche_ext.evaluation import stream_accuracy
-from avalanche_ext.models import build_network
+from avalanche_ext.models import build_network, split_model
 from avalanche_ext.plugins import CWRStarHead, LatentReplayPlugin
-from avalanche_ext.plugins.latent_replay import split_model
 
 
 

@@ -28,4 +28,4 @@ for negative in (True, False):
         strategy.train(exp)
     name = "GNR (negatives only)" if negative else "positive generative replay"
     print(f"{name}: accuracy on all classes {stream_accuracy(model, stream.test_stream):.3f}, "
-          f"generator {gen.memory_bytes()} bytes")
+          f"generator {gen.memory_report()['generator_bytes']} bytes")

@@ -7,7 +7,6 @@ from avalanche_ext.benchmarks import build_benchmark
 from avalanche_ext.evaluation import stream_accuracy
 from avalanche_ext.models import build_network
 from avalanche_ext.plugins import LatentReplayPlugin
-from avalanche_ext.plugins.latent_replay import replay_memory_report
 
 
 
@@ -29,4 +28,4 @@ for i, exp in enumerate(stream.train_stream, 1):
           f"memory {len(plugin.buffer)} latents, per class {plugin.buffer.class_counts()}")
 
 print("frozen below the cut:", plugin.lower_names)
-print(replay_memory_report(model, "features.2", stream.input_shape, 300))
+print(plugin.memory_report())  # bytes of the 300 samples as latents and as raw inputs

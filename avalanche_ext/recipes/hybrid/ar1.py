@@ -3,8 +3,9 @@
 import torch
 from avalanche.training import Naive
 
-from avalanche_ext.plugins.latent_replay import LatentReplayPlugin, replay_memory_report, split_model
-from avalanche_ext.plugins.negative_replay import CWRStarHead
+from avalanche_ext.models.latent_split import split_model
+from avalanche_ext.plugins.cwr_star import CWRStarHead
+from avalanche_ext.plugins.latent_replay import LatentReplayPlugin
 from avalanche_ext.plugins.synaptic_intelligence import SafeSynapticIntelligencePlugin
 from avalanche_ext.registry import register
 
@@ -39,6 +40,5 @@ def build(ctx):
     if hp.si_lambda > 0:
         plugins.append(SafeSynapticIntelligencePlugin(hp.si_lambda, eps=hp.si_eps, excluded_parameters=excluded))
     strategy = Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=plugins))
-    report = replay_memory_report(model, hp.latent_layer, ctx.stream.input_shape, hp.mem_size)
-    strategy.mlflow_params = lambda: report
+    replay.measure(model, ctx.stream.input_shape)  # its memory_report() is complete before training
     return strategy

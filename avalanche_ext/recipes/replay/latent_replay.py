@@ -2,7 +2,7 @@
 
 from avalanche.training import Naive
 
-from avalanche_ext.plugins.latent_replay import LatentReplayPlugin, replay_memory_report
+from avalanche_ext.plugins.latent_replay import LatentReplayPlugin
 from avalanche_ext.registry import register
 
 
@@ -28,6 +28,5 @@ def build(ctx):
         free_experiences=hp.free_exps, lower_lr_factor=hp.lower_lr_factor, seed=ctx.seed,
     )
     strategy = Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=[plugin]))
-    report = replay_memory_report(model, hp.latent_layer, ctx.stream.input_shape, hp.mem_size)
-    strategy.mlflow_params = lambda: report
+    plugin.measure(model, ctx.stream.input_shape)  # its memory_report() is complete before training
     return strategy
