@@ -13,7 +13,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche_ext.benchmarks import build_benchmark
 from avalanche_ext.functional.hat import anneal_s, attention_regularizer, compensate_embedding_grad, weight_mask
 from avalanche_ext.models.hat import HATNet, build_hat_network
-from avalanche_ext.models.mlp import build_network
+from avalanche_ext.models import build_network
 from avalanche_ext.plugins import IncompatibleModelError
 from avalanche_ext.plugins.hat import HATPlugin, check_optimizer
 
