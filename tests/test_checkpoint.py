@@ -34,8 +34,8 @@ FAST = {"vae_epochs": 2}
 def config(recipe, uri, ckpt_dir, **kw):
     scenario = default_scenario(recipe, get_spec("split_digits"))
     fast = {k: v for k, v in FAST.items() if k in recipe.defaults("split_digits")}
-    return RunConfig(recipe.name, "split_digits", scenario, seed=0, n_experiences=3, epochs=1, tracking_uri=uri,
-                     progress=False, checkpoint_dir=str(ckpt_dir), overrides=fast, **kw)
+    return RunConfig(recipe.name, benchmark="split_digits", scenario=scenario, seed=0, n_experiences=3, epochs=1,
+                     tracking_uri=uri, progress=False, checkpoint_dir=str(ckpt_dir), overrides=fast, **kw)
 
 
 @pytest.mark.parametrize("recipe", RESUMABLE, ids=lambda r: r.name)
@@ -105,7 +105,7 @@ def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypat
         f.write(b"half a checkpoint")
         raise OSError("disk full")
 
-    monkeypatch.setattr(ck.torch, "save", torn_write)
+    monkeypatch.setattr(torch, "save", torn_write)
     with pytest.raises(OSError, match="disk full"):
         ck.atomic_save({"version": 1, "payload": torch.arange(9)}, path)
     monkeypatch.undo()
@@ -177,13 +177,13 @@ class PoisonedSecondExperience(FiniteLossGuard):
 
 
 def test_nan_loss_stops_marks_the_run_failed_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
-    import avalanche_ext.runner as runner
+    import avalanche_ext.runner.tracked as tracked
     from avalanche_ext.cli import main
 
     uri = f"sqlite:///{tmp_path}/m.db"
     argv = ["run", "replay", "--n-experiences", "3", "--epochs", "1", "-q", "--json", "--tracking-uri", uri,
             "--checkpoint-dir", str(tmp_path / "ckpt")]
-    monkeypatch.setattr(runner, "FiniteLossGuard", PoisonedSecondExperience)
+    monkeypatch.setattr(tracked, "FiniteLossGuard", PoisonedSecondExperience)
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "training stopped: the training loss is nan at experience 1" in err and "marked FAILED" in err
