@@ -34,7 +34,7 @@ def test_registry_is_complete_and_well_formed():
 def test_recipe_contract(recipe, shared_uri):
     tracking_uri = shared_uri
     scenario = default_scenario(recipe, get_spec("split_digits"))
-    cfg = RunConfig(recipe.name, "split_digits", scenario, seed=0, n_experiences=2, epochs=1,
+    cfg = RunConfig(recipe.name, benchmark="split_digits", scenario=scenario, seed=0, n_experiences=2, epochs=1,
                     tracking_uri=tracking_uri, progress=False)
     res = run(cfg)
     matrix = res["acc_matrix"]
