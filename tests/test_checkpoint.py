@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,56 @@ def test_a_generator_already_in_use_is_refused_with_its_name():
     next(holder.it)
     with pytest.raises(ck.CheckpointError, match="generator in use"):
         ck.capture_state(holder)
+
+
+class Counter:
+    """A plugin with a state_dict, and a lock that pickle refuses: pickling the object itself would fail."""
+
+    def __init__(self, count=0):
+        self.count = count
+        self.lock = threading.Lock()
+
+    def state_dict(self):
+        return {"count": self.count}
+
+    def load_state_dict(self, state):
+        self.count = state["count"]
+
+
+class OtherCounter(Counter):
+    pass
+
+
+class StatelessCounter:
+    """A plugin whose state_dict says it has none: it is pickled whole, as any other attribute."""
+
+    def __init__(self, count=0):
+        self.count = count
+
+    def state_dict(self):
+        raise NotImplementedError
+
+    def load_state_dict(self, state):
+        raise AssertionError("never called")
+
+
+def test_a_plugin_with_a_state_dict_is_saved_through_it_and_restored_into_the_rebuilt_plugin():
+    saved = Holder()
+    saved.plugins = [Counter(3), StatelessCounter(5)]
+    saved.first = saved.plugins[0]  # another reference to the same plugin
+    blob = ck.capture_state(saved)
+
+    restored = Holder()
+    fresh, fresh_stateless = Counter(), StatelessCounter()
+    restored.plugins, restored.first = [fresh, fresh_stateless], None
+    ck.restore_state(restored, blob)
+    assert restored.plugins[0] is fresh and restored.first is fresh and fresh.count == 3
+    assert restored.plugins[1] is not fresh_stateless and restored.plugins[1].count == 5
+
+    other = Holder()
+    other.plugins, other.first = [OtherCounter(), StatelessCounter()], None
+    with pytest.raises(ck.CheckpointError, match="plugin0 is a Counter, the rebuilt strategy's is a OtherCounter"):
+        ck.restore_state(other, blob)
 
 
 class PoisonedSecondExperience(FiniteLossGuard):
