@@ -55,6 +55,7 @@ def resolve_inference(inference: str, scenario: str) -> str:
     # small data sets: the scores need larger steps to settle within a few epochs
     per_benchmark={"split_digits": {"lr": 1e-2}, "permuted_digits": {"lr": 1e-2}},
     summary="a bit-packed supermask per task over fixed random weights; the task is inferred from output entropy",
+    choices={"mode": ("auto", "gg", "gns", "gnu"), "inference": ("auto", "oneshot", "binary", "exhaustive")},
 )
 def build(ctx):
     hp = ctx.hp
