@@ -9,7 +9,6 @@ from mlflow.tracking import MlflowClient
 from avalanche_ext.benchmarks import build_benchmark
 from avalanche_ext.logging import MLflowLogger, Tracking, TrackingUnavailableError
 from avalanche_ext.models import build_network
-from avalanche_ext.recipe import RecipeContext
 from avalanche_ext.registry import register, _RECIPES
 from avalanche_ext.runner import RunConfig, run
 

@@ -10,7 +10,6 @@ writes checkpoints resumes from its last one instead of starting again.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterable, Optional
