@@ -6,7 +6,7 @@ import argparse
 import json
 import shlex
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -20,6 +20,20 @@ def _parse_sets(items: Sequence[str]) -> dict[str, str]:
         key, value = item.split("=", 1)
         out[key.strip()] = value.strip()
     return out
+
+
+def _shared(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~avalanche_ext.runner.RunSettings` every command takes from its flags (all but ``--validation``:
+    a sweep always runs on the validation split)."""
+    return {"benchmark": args.benchmark, "n_experiences": args.n_experiences, "epochs": args.epochs,
+            "overrides": _parse_sets(args.set), "data_root": args.data_root, "online": args.online,
+            "online_size": args.online_size, "tracking_uri": args.tracking_uri, "experiment": args.experiment}
+
+
+def _fan_out(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags of ``executor_options`` and ``--seeds``."""
+    return {"seeds": args.seeds, "executor": args.executor, "workers": args.workers, "address": args.address,
+            "cpus_per_task": args.cpus_per_task}
 
 
 def cmd_benchmarks(args: argparse.Namespace) -> int:
@@ -52,20 +66,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .plugins import NonFiniteLossError
-    from .runner import RunConfig, run, validate
+    from .runner import RunConfig, TrackedRun
 
     cfg = RunConfig(
-        recipe=args.recipe, benchmark=args.benchmark, scenario=args.scenario, seed=args.seed,
-        n_experiences=args.n_experiences, epochs=args.epochs, overrides=_parse_sets(args.set),
-        data_root=args.data_root, tracking_uri=args.tracking_uri, experiment=args.experiment,
-        validation=args.validation, progress=not args.quiet, threads=args.threads,
-        online=args.online, online_size=args.online_size,
+        args.recipe, **_shared(args), validation=args.validation, scenario=args.scenario, seed=args.seed,
+        progress=not args.quiet, threads=args.threads,
         checkpoint_dir=None if args.no_checkpoint else args.checkpoint_dir, resume=args.resume,
         stop_after=args.stop_after,
     )
-    validate(cfg)
+    tracked = TrackedRun(cfg)  # checks everything before anything is created
     try:
-        result = run(cfg)
+        result = tracked.execute()
     except NonFiniteLossError as e:
         kept = f"; the last checkpoint is kept in {cfg.checkpoint_dir}" if cfg.checkpoint_dir else ""
         print(f"avalanche-ext: training stopped: {e}. The MLflow run is marked FAILED{kept}.", file=sys.stderr)
@@ -87,14 +98,10 @@ def cmd_taxonomy(args: argparse.Namespace) -> int:
     from .taxonomy import TaxonomyConfig, run_taxonomy
 
     cfg = TaxonomyConfig(
-        benchmark=args.benchmark, seeds=args.seeds, family=args.family,
+        **_shared(args), **_fan_out(args), validation=args.validation, family=args.family,
         recipes=[r for r in (args.recipes or "").split(",") if r] or None,
         scenarios=[s for s in (args.scenarios or "").split(",") if s] or None,
-        n_experiences=args.n_experiences, epochs=args.epochs, data_root=args.data_root,
-        tracking_uri=args.tracking_uri, experiment=args.experiment, out=args.out,
-        executor=args.executor, workers=args.workers, address=args.address, cpus_per_task=args.cpus_per_task,
-        validation=args.validation, progress=args.progress,
-        resume=args.resume, overrides=_parse_sets(args.set), online=args.online, online_size=args.online_size,
+        out=args.out, progress=args.progress, resume=args.resume,
     )
     table = run_taxonomy(cfg)
     return 0 if table.all_ok else EXIT_FAILED
@@ -104,11 +111,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import SweepConfig, parse_grid, run_sweep, sweep_table, write_sweep_record
 
     cfg = SweepConfig(
-        recipe=args.recipe, grid=parse_grid(args.grid), benchmark=args.benchmark, scenario=args.scenario,
-        seeds=args.seeds, n_experiences=args.n_experiences, epochs=args.epochs, data_root=args.data_root,
-        tracking_uri=args.tracking_uri, experiment=args.experiment, executor=args.executor, workers=args.workers,
-        address=args.address, cpus_per_task=args.cpus_per_task,
-        overrides=_parse_sets(args.set),
+        **_shared(args), **_fan_out(args), recipe=args.recipe, grid=parse_grid(args.grid), scenario=args.scenario,
     )
     rows = run_sweep(cfg)
     table = sweep_table(cfg, rows)
@@ -231,7 +234,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from .benchmarks import DataNotFoundError, UnknownNameError
     from .checkpoint import CheckpointError
-    from .ray_executor import RayUnavailableError
+    from .executors import RayUnavailableError
     from .hparams import HParamError
     from .logging import TrackingUnavailableError
     from .recipe import UnsupportedScenarioError

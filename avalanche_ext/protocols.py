@@ -1,4 +1,6 @@
-"""Protocols that parts of the pack share without importing one another.
+"""Protocols and names that parts of the pack share without importing one another.
+
+:data:`FAMILIES`: the taxonomy families, in the order recipes are listed and reports are sorted.
 
 :class:`MemoryReporting`: models, plugins and templates that store something per task (masks,
 embeddings, buffers, generators) say how many bytes in ``memory_report()``. The runner collects
@@ -11,6 +13,9 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 Number = int | float
+
+#: The families of the continual-learning taxonomy, in display order.
+FAMILIES = ("baseline", "replay", "regularization", "architectural", "hybrid")
 
 
 @runtime_checkable
@@ -46,4 +51,4 @@ def collect_memory_reports(strategy: Any) -> dict[str, Number]:
     return report
 
 
-__all__ = ["MemoryReporting", "Number", "collect_memory_reports"]
+__all__ = ["FAMILIES", "MemoryReporting", "Number", "collect_memory_reports"]

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 import torch
 
 from .hparams import COMMON, COMMON_PER_BENCHMARK, HParamError, HParams, coerce
+from .protocols import FAMILIES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .benchmarks import Stream
-
-FAMILIES = ("baseline", "replay", "regularization", "architectural", "hybrid")
 
 
 class UnsupportedScenarioError(ValueError):
@@ -33,6 +32,8 @@ class Recipe:
         per_benchmark: per-benchmark overrides (chosen on the validation split).
         summary: one line for ``avalanche-ext list``.
         trains_once: the strategy trains once on the whole stream (joint training).
+        choices: the allowed values of hyper-parameters that take one of a few values
+            (``{"linkage": ("centroid", "ward")}``), checked by :meth:`resolve`.
     """
 
     name: str
@@ -44,10 +45,20 @@ class Recipe:
     per_benchmark: dict[str, dict[str, Any]] = field(default_factory=dict)
     summary: str = ""
     trains_once: bool = False
+    choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"recipe {self.name}: family must be one of {FAMILIES}, not {self.family!r}")
+        for benchmark in (None, *self.per_benchmark):
+            values = self.defaults(benchmark)
+            for key, allowed in self.choices.items():
+                if key not in values:
+                    raise ValueError(f"recipe {self.name}: choices name {key!r}, which is not a hyper-parameter")
+                if values[key] not in allowed:
+                    where = f" on {benchmark}" if benchmark else ""
+                    raise ValueError(f"recipe {self.name}: the default {key}={values[key]!r}{where} is not among "
+                                     f"its choices {allowed}")
 
     def defaults(self, benchmark: Optional[str] = None) -> dict[str, Any]:
         """Every hyper-parameter with its value for ``benchmark`` before ``--set``."""
@@ -60,7 +71,11 @@ class Recipe:
         return values
 
     def resolve(self, benchmark: Optional[str], overrides: Optional[dict[str, Any]] = None) -> HParams:
-        """Apply ``overrides`` (validated by name and type) to :meth:`defaults`."""
+        """Apply ``overrides`` (validated by name, type and :attr:`choices`) to :meth:`defaults`.
+
+        Raises:
+            HParamError: an unknown hyper-parameter, a value of the wrong type, or one not among its choices.
+        """
         values = self.defaults(benchmark)
         for key, raw in (overrides or {}).items():
             if key not in values:
@@ -73,6 +88,10 @@ class Recipe:
                     f"Known: {', '.join(sorted(values))}"
                 )
             values[key] = coerce(key, raw, values[key])
+        for key, allowed in self.choices.items():
+            if values[key] not in allowed:
+                raise HParamError(f"recipe {self.name!r}: {key} must be one of {', '.join(map(repr, allowed))}, "
+                                  f"got {values[key]!r}")
         _check_common(values)
         return HParams(values)
 
@@ -137,7 +156,7 @@ class RecipeContext:
             multihead=self.stream.multihead if multihead is None else multihead,
         )
         if hp.pretrain != "none":
-            from .models.pretrain import pretrain_for_stream
+            from .training.pretrain import pretrain_for_stream
 
             pretrain_for_stream(model, self.stream, hp.pretrain, epochs=hp.pretrain_epochs, seed=self.seed)
         return model

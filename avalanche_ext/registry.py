@@ -7,6 +7,7 @@ import pkgutil
 from typing import Any, Callable, Optional, Sequence
 
 from .benchmarks.catalogue import suggest
+from .protocols import FAMILIES
 from .recipe import Recipe
 
 _RECIPES: dict[str, Recipe] = {}
@@ -23,11 +24,17 @@ def register(
     per_benchmark: Optional[dict[str, dict[str, Any]]] = None,
     summary: str = "",
     trains_once: bool = False,
+    choices: Optional[dict[str, Sequence[Any]]] = None,
 ) -> Callable[[Callable], Callable]:
     """Decorate a recipe's ``build(ctx)`` function to add it to the registry.
 
+    ``choices`` declares the allowed values of hyper-parameters that take one of a few values:
+    an override with another value fails in :meth:`Recipe.resolve`, before any data is loaded,
+    with a message that names the allowed ones.
+
     Example:
-        >>> @register(name="my_naive", family="baseline", paper="-", scenarios=("class",))
+        >>> @register(name="my_naive", family="baseline", paper="-", scenarios=("class",),
+        ...           hparams={"head": "linear"}, choices={"head": ("linear", "cosine")})
         ... def build(ctx):
         ...     from avalanche.training import Naive
         ...     model = ctx.model()
@@ -45,6 +52,7 @@ def register(
             per_benchmark={k: dict(v) for k, v in (per_benchmark or {}).items()},
             summary=summary or (build.__doc__ or "").strip().splitlines()[0] if (summary or build.__doc__) else "",
             trains_once=trains_once,
+            choices={k: tuple(v) for k, v in (choices or {}).items()},
         )
         existing = _RECIPES.get(name)
         if existing is not None and existing.build.__module__ != build.__module__:
@@ -93,8 +101,6 @@ def get_recipe(name: str) -> Recipe:
 
 def all_recipes(family: Optional[str] = None) -> list[Recipe]:
     """Every registered recipe (of one ``family``), in taxonomy order then by name."""
-    from .recipe import FAMILIES
-
     discover()
     recipes = [r for r in _RECIPES.values() if family in (None, r.family)]
     return sorted(recipes, key=lambda r: (FAMILIES.index(r.family), r.name))

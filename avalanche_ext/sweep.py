@@ -4,37 +4,30 @@ from __future__ import annotations
 
 import itertools
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-from .executors import dispatch
-from .logging import resolve_tracking_uri
+from .executors import FanOutSettings, dispatch
+from .logging import Tracking
 from .registry import get_recipe
 from .runner import RunConfig, validate
 
 
-@dataclass
-class SweepConfig:
-    """Settings of ``avalanche-ext sweep``."""
+@dataclass(kw_only=True)
+class SweepConfig(FanOutSettings):
+    """Settings of ``avalanche-ext sweep`` (the shared ones: :class:`FanOutSettings`).
+
+    A sweep chooses hyper-parameters on the validation split: its runs always use it.
+    """
 
     recipe: str
     grid: dict[str, list[str]]
-    benchmark: str = "split_digits"
     scenario: Optional[str] = None
-    seeds: int = 1
-    n_experiences: Optional[int] = None
-    epochs: Optional[int] = None
-    data_root: Optional[str] = None
-    tracking_uri: Optional[str] = None
     experiment: str = "avalanche-ext-sweeps"
-    executor: str = "process"  # "serial", "process" or "ray"
-    workers: Optional[int] = None
-    address: Optional[str] = None
-    cpus_per_task: int = 1
-    overrides: dict[str, Any] = field(default_factory=dict)
+    validation: bool = True
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
@@ -55,19 +48,20 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
 def run_sweep(cfg: SweepConfig) -> list[dict[str, Any]]:
     """Run every grid point (on the validation split) and return them best first."""
     recipe = get_recipe(cfg.recipe)
+    if not cfg.validation:
+        raise ValueError("a sweep chooses hyper-parameters on the validation split: it needs validation=True")
     keys = list(cfg.grid)
     points = [dict(zip(keys, combo)) for combo in itertools.product(*(cfg.grid[k] for k in keys))]
     jobs = []
     for point in points:
         for seed in range(cfg.seeds):
-            job = RunConfig(recipe=recipe.name, benchmark=cfg.benchmark, scenario=cfg.scenario, seed=seed,
-                            n_experiences=cfg.n_experiences, epochs=cfg.epochs,
-                            overrides={**cfg.overrides, **point}, data_root=cfg.data_root,
-                            tracking_uri=resolve_tracking_uri(cfg.tracking_uri),
-                            experiment=cfg.experiment, validation=True,
-                            progress=False)
+            job = RunConfig(recipe.name, **{**cfg.shared(), "overrides": {**cfg.overrides, **point}},
+                            scenario=cfg.scenario, seed=seed, progress=False)
             validate(job)  # every point type-checks before anything runs
             jobs.append(job)
+    tracking = Tracking.connect(cfg.tracking_uri)
+    for job in jobs:
+        job.tracking_uri = tracking.uri
     results: dict[tuple, list[float]] = {}
 
     def on_result(job: RunConfig, result: dict[str, Any]) -> None:

@@ -4,44 +4,28 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from .benchmarks import get_spec
-from .executors import EXECUTORS, default_workers, dispatch
-from .logging import check_tracking, resolve_tracking_uri, tracking_client
-from .logging.mlflow_logger import ensure_experiment
+from .executors import EXECUTORS, FanOutSettings, default_workers, dispatch
+from .logging import Tracking
 from .registry import all_recipes, get_recipe
 from .report.tables import ResultTable
 from .runner import RunConfig
 
 
-@dataclass
-class TaxonomyConfig:
-    """Settings of ``avalanche-ext taxonomy``."""
+@dataclass(kw_only=True)
+class TaxonomyConfig(FanOutSettings):
+    """Settings of ``avalanche-ext taxonomy`` (the shared ones: :class:`FanOutSettings`)."""
 
-    benchmark: str = "split_digits"
-    seeds: int = 1
     family: Optional[str] = None
     recipes: Optional[list[str]] = None
     scenarios: Optional[list[str]] = None
-    n_experiences: Optional[int] = None
-    epochs: Optional[int] = None
-    data_root: Optional[str] = None
-    tracking_uri: Optional[str] = None
-    experiment: str = "avalanche-ext"
     out: Optional[str] = None
-    executor: str = "process"  # "serial", "process" or "ray"
-    workers: Optional[int] = None
-    address: Optional[str] = None  # Ray cluster address (executor "ray")
-    cpus_per_task: int = 1  # CPUs and torch threads per run (executor "ray")
-    validation: bool = False
     progress: bool = False
     resume: bool = False
-    online: bool = False
-    online_size: int = 10
-    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def plan(cfg: TaxonomyConfig) -> tuple[list[RunConfig], list[dict[str, str]]]:
@@ -77,13 +61,8 @@ def plan(cfg: TaxonomyConfig) -> tuple[list[RunConfig], list[dict[str, str]]]:
             own = {k: v for k, v in cfg.overrides.items() if k in recipe.defaults(cfg.benchmark)}
             recipe.resolve(cfg.benchmark, own)  # bad settings fail before anything runs
             for seed in range(cfg.seeds):
-                jobs.append(RunConfig(
-                    recipe=recipe.name, benchmark=cfg.benchmark, scenario=scenario, seed=seed,
-                    n_experiences=cfg.n_experiences, epochs=cfg.epochs, overrides=own,
-                    data_root=cfg.data_root, tracking_uri=cfg.tracking_uri, experiment=cfg.experiment,
-                    validation=cfg.validation, progress=cfg.progress, online=cfg.online,
-                    online_size=cfg.online_size,
-                ))
+                jobs.append(RunConfig(recipe.name, **{**cfg.shared(), "overrides": own}, scenario=scenario, seed=seed,
+                                      progress=cfg.progress))
     return jobs, skipped
 
 
@@ -122,19 +101,19 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
     jobs, skipped = plan(cfg)
     if cfg.executor not in EXECUTORS:
         raise ValueError(f"unknown executor {cfg.executor!r}: use {', '.join(EXECUTORS)}")
-    uri = resolve_tracking_uri(cfg.tracking_uri)
-    check_tracking(uri)
+    tracking = Tracking.connect(cfg.tracking_uri)
     get_spec(cfg.benchmark).availability(cfg.data_root)  # warm the data cache / fail on missing data early
     from .benchmarks import build_benchmark
 
     build_benchmark(cfg.benchmark, n_experiences=cfg.n_experiences, data_root=cfg.data_root)
-    client = tracking_client(uri)
-    exp_id = ensure_experiment(client, cfg.experiment, uri)
-    parent = client.create_run(exp_id, run_name=f"taxonomy/{cfg.benchmark}", tags={"kind": "taxonomy"})
+    client = tracking.client
+    parent = client.create_run(tracking.experiment_id(cfg.experiment), run_name=f"taxonomy/{cfg.benchmark}",
+                               tags={"kind": "taxonomy"})
     parent_id = parent.info.run_id
+    family = {job.recipe: get_recipe(job.recipe).family for job in jobs}
     for job in jobs:
         job.parent_run_id = parent_id
-        job.tracking_uri = uri
+        job.tracking_uri = tracking.uri
     client.log_param(parent_id, "benchmark", cfg.benchmark)
     client.log_param(parent_id, "seeds", cfg.seeds)
     client.log_param(parent_id, "n_runs", len(jobs))
@@ -157,7 +136,7 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
     reused = len(table.rows)
 
     def on_result(job: RunConfig, result: dict[str, Any]) -> None:
-        table.add(job, result)
+        table.add(job, {"family": family[job.recipe], **result})
         n = len(table.rows) - reused
         if result["status"] == "ok":
             text = f"acc {result['acc']:.3f} forgetting {result['forgetting']:.3f} ({result['train_s']:.1f}s)"

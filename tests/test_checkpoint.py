@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,8 @@ FAST = {"vae_epochs": 2}
 def config(recipe, uri, ckpt_dir, **kw):
     scenario = default_scenario(recipe, get_spec("split_digits"))
     fast = {k: v for k, v in FAST.items() if k in recipe.defaults("split_digits")}
-    return RunConfig(recipe.name, "split_digits", scenario, seed=0, n_experiences=3, epochs=1, tracking_uri=uri,
-                     progress=False, checkpoint_dir=str(ckpt_dir), overrides=fast, **kw)
+    return RunConfig(recipe.name, benchmark="split_digits", scenario=scenario, seed=0, n_experiences=3, epochs=1,
+                     tracking_uri=uri, progress=False, checkpoint_dir=str(ckpt_dir), overrides=fast, **kw)
 
 
 @pytest.mark.parametrize("recipe", RESUMABLE, ids=lambda r: r.name)
@@ -105,7 +106,7 @@ def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypat
         f.write(b"half a checkpoint")
         raise OSError("disk full")
 
-    monkeypatch.setattr(ck.torch, "save", torn_write)
+    monkeypatch.setattr(torch, "save", torn_write)
     with pytest.raises(OSError, match="disk full"):
         ck.atomic_save({"version": 1, "payload": torch.arange(9)}, path)
     monkeypatch.undo()
@@ -165,6 +166,56 @@ def test_a_generator_already_in_use_is_refused_with_its_name():
         ck.capture_state(holder)
 
 
+class Counter:
+    """A plugin with a state_dict, and a lock that pickle refuses: pickling the object itself would fail."""
+
+    def __init__(self, count=0):
+        self.count = count
+        self.lock = threading.Lock()
+
+    def state_dict(self):
+        return {"count": self.count}
+
+    def load_state_dict(self, state):
+        self.count = state["count"]
+
+
+class OtherCounter(Counter):
+    pass
+
+
+class StatelessCounter:
+    """A plugin whose state_dict says it has none: it is pickled whole, as any other attribute."""
+
+    def __init__(self, count=0):
+        self.count = count
+
+    def state_dict(self):
+        raise NotImplementedError
+
+    def load_state_dict(self, state):
+        raise AssertionError("never called")
+
+
+def test_a_plugin_with_a_state_dict_is_saved_through_it_and_restored_into_the_rebuilt_plugin():
+    saved = Holder()
+    saved.plugins = [Counter(3), StatelessCounter(5)]
+    saved.first = saved.plugins[0]  # another reference to the same plugin
+    blob = ck.capture_state(saved)
+
+    restored = Holder()
+    fresh, fresh_stateless = Counter(), StatelessCounter()
+    restored.plugins, restored.first = [fresh, fresh_stateless], None
+    ck.restore_state(restored, blob)
+    assert restored.plugins[0] is fresh and restored.first is fresh and fresh.count == 3
+    assert restored.plugins[1] is not fresh_stateless and restored.plugins[1].count == 5
+
+    other = Holder()
+    other.plugins, other.first = [OtherCounter(), StatelessCounter()], None
+    with pytest.raises(ck.CheckpointError, match="plugin0 is a Counter, the rebuilt strategy's is a OtherCounter"):
+        ck.restore_state(other, blob)
+
+
 class PoisonedSecondExperience(FiniteLossGuard):
     """The run's loss guard, with the loss made NaN during the second experience while ``active``."""
 
@@ -177,13 +228,13 @@ class PoisonedSecondExperience(FiniteLossGuard):
 
 
 def test_nan_loss_stops_marks_the_run_failed_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
-    import avalanche_ext.runner as runner
+    import avalanche_ext.runner.tracked as tracked
     from avalanche_ext.cli import main
 
     uri = f"sqlite:///{tmp_path}/m.db"
     argv = ["run", "replay", "--n-experiences", "3", "--epochs", "1", "-q", "--json", "--tracking-uri", uri,
             "--checkpoint-dir", str(tmp_path / "ckpt")]
-    monkeypatch.setattr(runner, "FiniteLossGuard", PoisonedSecondExperience)
+    monkeypatch.setattr(tracked, "FiniteLossGuard", PoisonedSecondExperience)
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "training stopped: the training loss is nan at experience 1" in err and "marked FAILED" in err

@@ -7,9 +7,8 @@ from avalanche.core import SupervisedPlugin
 from mlflow.tracking import MlflowClient
 
 from avalanche_ext.benchmarks import build_benchmark
-from avalanche_ext.logging import MLflowLogger, TrackingUnavailableError
+from avalanche_ext.logging import MLflowLogger, Tracking, TrackingUnavailableError
 from avalanche_ext.models import build_network
-from avalanche_ext.recipe import RecipeContext
 from avalanche_ext.registry import register, _RECIPES
 from avalanche_ext.runner import RunConfig, run
 
@@ -94,3 +93,39 @@ def test_concurrent_first_runs_share_a_new_sqlite_store(tmp_path):
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("avalanche-ext").experiment_id])
     assert len(runs) == 4
+
+
+class Reporting(SupervisedPlugin):
+    """A plugin that says what it stores (the MemoryReporting protocol)."""
+
+    def memory_report(self):
+        return {"bytes_per_task": 123}
+
+
+def test_memory_reports_are_logged_as_parameters_and_mlflow_params_is_ignored(tracking_uri):
+    @register(name="_reporting", family="baseline", paper="-", scenarios=("class",), summary="reports memory")
+    def build(ctx):
+        model = ctx.model()
+        strategy = Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=[Reporting()]))
+        strategy.mlflow_params = lambda: {"hidden_protocol": 1}
+        return strategy
+
+    try:
+        res = run(RunConfig("_reporting", n_experiences=2, epochs=1, tracking_uri=tracking_uri, progress=False))
+    finally:
+        _RECIPES.pop("_reporting", None)
+    params = MlflowClient(tracking_uri).get_run(res["mlflow_run_id"]).data.params
+    assert params["memory.bytes_per_task"] == "123"
+    assert "hidden_protocol" not in params
+
+
+def test_a_tracking_server_is_checked_once_per_process(monkeypatch):
+    import avalanche_ext.logging.store as store
+
+    calls = []
+    monkeypatch.setattr(store, "check_tracking", calls.append)
+    monkeypatch.setattr(store, "_CONNECTED", {})
+    a = Tracking.connect("http://tracking.invalid:5000")
+    b = Tracking.connect("http://tracking.invalid:5000")
+    assert a is b and calls == ["http://tracking.invalid:5000"]
+    assert Tracking.connect("sqlite:///m.db").uri.startswith("sqlite:////")

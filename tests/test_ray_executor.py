@@ -4,9 +4,8 @@ import pytest
 import ray
 from mlflow.tracking import MlflowClient
 
-from avalanche_ext.executors import run_serial
+from avalanche_ext.executors import RayUnavailableError, run_ray, run_serial
 from avalanche_ext.logging import resolve_tracking_uri
-from avalanche_ext.ray_executor import RayUnavailableError, run_ray
 from avalanche_ext.runner import RunConfig
 from avalanche_ext.taxonomy import TaxonomyConfig, run_taxonomy
 
@@ -19,8 +18,8 @@ def local_ray():
 
 
 def jobs(uri, experiment, ckpt_dir):
-    return [RunConfig(recipe, "split_digits", "class", seed=seed, n_experiences=3, epochs=1, tracking_uri=uri,
-                      experiment=experiment, progress=False, checkpoint_dir=str(ckpt_dir))
+    return [RunConfig(recipe, benchmark="split_digits", scenario="class", seed=seed, n_experiences=3, epochs=1,
+                      tracking_uri=uri, experiment=experiment, progress=False, checkpoint_dir=str(ckpt_dir))
             for recipe, seed in (("naive", 0), ("replay", 0), ("ewc", 1))]
 
 
@@ -31,8 +30,8 @@ def test_ray_matches_serial_logs_each_run_once_and_retries_failures(local_ray, t
 
     ray_jobs = jobs(uri, "ray", tmp_path / "b")
     ray_jobs[1].kill_after = 2  # its worker dies by SIGKILL after experience 2; the retry resumes it
-    broken = RunConfig("progress_compress", "split_digits", "class", n_experiences=3, epochs=1, tracking_uri=uri,
-                       experiment="ray", progress=False, overrides={"adaptor_width": -1})
+    broken = RunConfig("progress_compress", benchmark="split_digits", scenario="class", n_experiences=3, epochs=1,
+                       tracking_uri=uri, experiment="ray", progress=False, overrides={"adaptor_width": -1})
     results = {}
     run_ray(ray_jobs + [broken], lambda job, r: results.__setitem__(job.recipe, r), cpus_per_task=1)
 

@@ -6,8 +6,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from avalanche_ext.benchmarks import get_spec
+from avalanche_ext.hparams import HParamError
 from avalanche_ext.recipe import FAMILIES
-from avalanche_ext.registry import all_recipes
+from avalanche_ext.registry import _RECIPES, all_recipes, get_recipe, register
 from avalanche_ext.runner import RunConfig, default_scenario, run
 
 RECIPES = all_recipes()
@@ -34,7 +35,7 @@ def test_registry_is_complete_and_well_formed():
 def test_recipe_contract(recipe, shared_uri):
     tracking_uri = shared_uri
     scenario = default_scenario(recipe, get_spec("split_digits"))
-    cfg = RunConfig(recipe.name, "split_digits", scenario, seed=0, n_experiences=2, epochs=1,
+    cfg = RunConfig(recipe.name, benchmark="split_digits", scenario=scenario, seed=0, n_experiences=2, epochs=1,
                     tracking_uri=tracking_uri, progress=False)
     res = run(cfg)
     matrix = res["acc_matrix"]
@@ -55,3 +56,29 @@ def test_recipe_contract(recipe, shared_uri):
     assert len(history) >= 1
     artifacts = {a.path for a in client.list_artifacts(res["mlflow_run_id"])}
     assert {"accuracy_matrix.json", "accuracy_matrix.png"} <= artifacts
+
+
+def test_a_value_outside_the_declared_choices_fails_before_any_data_is_loaded(monkeypatch, tmp_path):
+    import avalanche_ext.runner.tracked as tracked
+
+    with pytest.raises(HParamError, match="recipe 'exstream': linkage must be one of 'centroid', 'ward', got 'single'"):
+        get_recipe("exstream").resolve("split_digits", {"linkage": "single"})
+    with pytest.raises(HParamError, match="mode must be one of 'auto', 'gg', 'gns', 'gnu', got 'magic'"):
+        get_recipe("supsup").resolve("split_digits", {"mode": "magic"})
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was loaded")
+
+    monkeypatch.setattr(tracked, "build_benchmark", no_data)
+    with pytest.raises(HParamError, match="balance must be one of 'class', 'global'"):
+        run(RunConfig("exstream", overrides={"balance": "nope"}, tracking_uri=f"sqlite:///{tmp_path}/m.db"))
+
+
+def test_declared_choices_must_hold_the_defaults():
+    with pytest.raises(ValueError, match="the default head='linear' on split_digits is not among its choices"):
+        register(name="_choices", family="baseline", paper="-", scenarios=("class",), hparams={"head": "cosine"},
+                 per_benchmark={"split_digits": {"head": "linear"}}, choices={"head": ("cosine", "mlp")})(lambda ctx: None)
+    with pytest.raises(ValueError, match="choices name 'heads', which is not a hyper-parameter"):
+        register(name="_choices", family="baseline", paper="-", scenarios=("class",),
+                 choices={"heads": ("a", "b")})(lambda ctx: None)
+    assert "_choices" not in _RECIPES

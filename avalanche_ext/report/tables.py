@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..protocols import FAMILIES
 from .plots import accuracy_heatmap, comparison_chart
 
 COLUMNS = ["recipe", "family", "scenario", "seed", "status", "acc", "forgetting", "bwt", "train_s",
@@ -35,10 +36,12 @@ class ResultTable:
     settings: Optional[dict[str, Any]] = None
 
     def add(self, job: Any, result: dict[str, Any]) -> None:
-        from ..registry import get_recipe
-
+        """Add the ``result`` of ``job`` (its recipe, scenario and seed); the result names the recipe's family."""
+        if result.get("family") not in FAMILIES:
+            raise ValueError(f"the result of {job.recipe} has family {result.get('family')!r}: a result row must "
+                             f"carry its recipe's family, one of {', '.join(FAMILIES)}")
         row = {k: result.get(k) for k in COLUMNS}
-        row.update(recipe=job.recipe, scenario=job.scenario, seed=job.seed, family=get_recipe(job.recipe).family)
+        row.update(recipe=job.recipe, scenario=job.scenario, seed=job.seed)
         row["acc_matrix"] = json.dumps(result["acc_matrix"]) if result.get("acc_matrix") is not None else None
         self.rows.append(row)
         if result.get("status") == "ok":
@@ -55,7 +58,8 @@ class ResultTable:
                 if row.get("status") != "ok" or not row.get("acc_matrix"):
                     continue
                 result = {k: float(row[k]) for k in _NUMERIC}
-                result.update(status="ok", mlflow_run_id=row["mlflow_run_id"], acc_matrix=json.loads(row["acc_matrix"]))
+                result.update(status="ok", family=row["family"], mlflow_run_id=row["mlflow_run_id"],
+                              acc_matrix=json.loads(row["acc_matrix"]))
                 done[(row["recipe"], row["scenario"], int(row["seed"]))] = result
         return done
 
@@ -94,8 +98,6 @@ class ResultTable:
                 "train_s_mean": train[0], "time_vs_naive": train[0] / base if base else float("nan"),
                 "peak_rss_mb_mean": rss[0],
             })
-        from ..recipe import FAMILIES
-
         scen_order = {"class": 0, "task": 1, "domain": 2}
         return sorted(out, key=lambda a: (scen_order.get(a["scenario"], 9), FAMILIES.index(a["family"]), a["recipe"]))
 

@@ -6,6 +6,7 @@ from avalanche.training.plugins import ReplayPlugin
 from avalanche_ext.plugins import BufferRehearsalPlugin, ExStreamPlugin
 from avalanche_ext.registry import register
 from avalanche_ext.storage import ExStreamBuffer
+from avalanche_ext.storage.exstream import LINKAGES
 
 
 def n_label_groups(stream) -> int:
@@ -25,6 +26,8 @@ def n_label_groups(stream) -> int:
     per_benchmark={"split_mnist5k": {"mem_size": 1000}, "permuted_mnist5k": {"mem_size": 1000},
                    "split_fmnist": {"mem_size": 1000}, "permuted_fmnist": {"mem_size": 1000}},
     summary="replay a per-class memory that merges its two nearest points into their weighted mean",
+    choices={"balance": ("class", "global"), "space": ("raw", "latent"), "rehearsal": ("mixed", "buffer"),
+             "linkage": LINKAGES},
 )
 def build(ctx):
     """``balance``: ``class`` (mem_size / classes points per class) or ``global`` (shared,
@@ -36,12 +39,6 @@ def build(ctx):
     ``centroid`` (the paper's nearest pair in L2) or ``ward`` (the pair whose merge adds least
     to the within-cluster sum of squares)."""
     hp = ctx.hp
-    if hp.balance not in ("class", "global"):
-        raise ValueError(f"exstream: balance must be 'class' or 'global', got {hp.balance!r}")
-    if hp.space not in ("raw", "latent"):
-        raise ValueError(f"exstream: space must be 'raw' or 'latent', got {hp.space!r}")
-    if hp.rehearsal not in ("mixed", "buffer"):
-        raise ValueError(f"exstream: rehearsal must be 'mixed' or 'buffer', got {hp.rehearsal!r}")
     if hp.rehearsal == "buffer" and hp.space != "raw":
         raise ValueError("exstream: rehearsal='buffer' trains the whole model on the buffer, so it needs space='raw'")
     per_class = None

@@ -20,7 +20,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
-from ..checkpoint import atomic_save
+from .files import atomic_save
 
 #: bump when the pretraining procedure changes, so old cache files are not reused.
 PRETRAIN_VERSION = 1

@@ -16,8 +16,8 @@ import sys
 import time
 from typing import Any, Optional
 
-from .executors import Callback, _attempt, _failed, run_job
-from .runner import RunConfig
+from ..runner import RunConfig
+from .jobs import Callback, attempt_config, failed_result, run_job
 
 
 class RayUnavailableError(RuntimeError):
@@ -62,7 +62,7 @@ def run_ray(jobs: list[RunConfig], on_result: Callback, address: Optional[str] =
         pending: dict[Any, tuple[int, int]] = {}
 
         def submit(i: int, attempt: int) -> None:
-            pending[task.remote(_attempt(jobs[i], attempt), cpus_per_task)] = (i, attempt)
+            pending[task.remote(attempt_config(jobs[i], attempt), cpus_per_task)] = (i, attempt)
 
         for i in range(len(jobs)):
             submit(i, 0)
@@ -73,7 +73,7 @@ def run_ray(jobs: list[RunConfig], on_result: Callback, address: Optional[str] =
             try:
                 result = ray.get(ref)
             except Exception as exc:  # noqa: BLE001 - a dead worker or a task error, reported below
-                result = _failed(jobs[i], f"Ray task failed ({type(exc).__name__}): {str(exc)[:2000]}")
+                result = failed_result(jobs[i], f"Ray task failed ({type(exc).__name__}): {str(exc)[:2000]}")
             if result["status"] != "ok" and attempt < retries:
                 print(f"[ray {time.time() - t0:6.0f}s] {jobs[i].recipe} seed {jobs[i].seed}: "
                       f"{result['error'][:200]}; retrying", file=sys.stderr, flush=True)

@@ -1,0 +1,90 @@
+"""The checkpoint file of one run: written atomically, checked on load against the run's identity."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..training.files import atomic_save
+from .errors import CheckpointError, CheckpointMismatchError
+from .state import capture_state, restore_state
+
+#: The format; 2 saves plugins that have ``state_dict`` through it.
+CHECKPOINT_VERSION = 2
+
+
+def rng_state() -> dict[str, Any]:
+    """The states of Python's, NumPy's and PyTorch's generators."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def _describe_difference(saved: dict[str, Any], current: dict[str, Any]) -> str:
+    keys = sorted(set(saved) | set(current), key=str)
+    diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
+    return "; ".join(diffs[:6]) + (" ..." if len(diffs) > 6 else "")
+
+
+def _plain(value: Any) -> Any:
+    """Make hyper-parameter values comparable after a round trip through ``torch.save``."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+class Checkpointer:
+    """Saves and loads the checkpoint of one run.
+
+    Args:
+        path: the checkpoint file.
+        identity: what makes the run this run (compared on load).
+    """
+
+    def __init__(self, path: str | Path, identity: dict[str, Any]):
+        self.path = Path(path)
+        self.identity = {k: _plain(v) for k, v in identity.items()}
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def save(self, strategy: Any, progress: dict[str, Any]) -> None:
+        atomic_save({"version": CHECKPOINT_VERSION, "identity": self.identity, "progress": progress,
+                     "rng": rng_state(), "state": capture_state(strategy)}, self.path)
+
+    def load(self) -> dict[str, Any]:
+        """Read and check the checkpoint; raises :class:`CheckpointMismatchError` if it is another run's."""
+        try:
+            ckpt = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise CheckpointError(f"cannot read checkpoint {self.path}: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(ckpt, dict) or "version" not in ckpt:
+            raise CheckpointError(f"{self.path} is not an avalanche-ext checkpoint")
+        if ckpt["version"] != CHECKPOINT_VERSION:
+            raise CheckpointError(f"{self.path} has checkpoint format {ckpt['version']}, this version reads "
+                                  f"{CHECKPOINT_VERSION}; start the run again without --resume")
+        if ckpt["identity"] != self.identity:
+            raise CheckpointMismatchError(
+                f"{self.path} belongs to another run ({_describe_difference(ckpt['identity'], self.identity)}); "
+                f"drop --resume to start again, or use another --checkpoint-dir")
+        return ckpt
+
+    def restore(self, strategy: Any, ckpt: dict[str, Any]) -> dict[str, Any]:
+        """Load ``ckpt`` into ``strategy`` and the RNGs; returns its ``progress``."""
+        restore_state(strategy, ckpt["state"])
+        set_rng_state(ckpt["rng"])
+        return ckpt["progress"]
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,232 @@
+"""One tracked, resumable run of one recipe: the single place where a run starts, ends and records its status."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from ..benchmarks import build_benchmark
+from ..checkpoint import CheckpointError, capture_state
+from ..functional import summarize
+from ..logging import AccuracyMatrix, MLflowLogger, ProgressLogger, Tracking
+from ..plugins import FiniteLossGuard
+from ..protocols import collect_memory_reports
+from ..recipe import RecipeContext
+from .config import KILL_AFTER_ENV, RunConfig
+from .loop import make_evaluator, peak_rss_mb, seed_everything, training_steps
+from .plan import checkpointer, run_name, run_params, validate
+
+
+class TrackedRun:
+    """One run of one recipe, tracked in MLflow and resumable from its checkpoint.
+
+    Creating it checks the whole configuration and connects the tracking store (an
+    ``http(s)`` server must answer), and creates nothing: no data is loaded, no store or
+    MLflow run is made. :meth:`execute` then loads the stream, starts the MLflow run (or,
+    with ``cfg.resume``, continues the one of the checkpoint), builds the recipe's strategy,
+    logs its memory reports, trains experience by experience and evaluates on the whole test
+    stream after each, writing a checkpoint after every evaluated step, and ends the MLflow
+    run with its status:
+
+    * ``FINISHED``: trained to the end; the accuracy matrix, its heatmap, the training time
+      and peak memory are logged and the checkpoint is removed;
+    * ``KILLED``: stopped as asked after ``cfg.stop_after`` steps; the checkpoint is kept;
+    * ``FAILED``: training raised; the error is logged and the last checkpoint is kept.
+
+    A run started again without ``resume`` over the checkpoint of an unfinished one ends
+    that one's MLflow run as ``KILLED`` first. Fault injection (:data:`KILL_AFTER_ENV`)
+    kills the process right after a checkpoint, as a crashed machine would.
+
+    Example:
+        >>> result = TrackedRun(RunConfig("ewc", n_experiences=3, epochs=1)).execute()  # doctest: +SKIP
+        >>> result["acc"], result["mlflow_run_id"]                                      # doctest: +SKIP
+
+    Args:
+        cfg: what to run.
+        tracking: the tracking store, already connected (default: ``Tracking.connect(cfg.tracking_uri)``).
+
+    Raises:
+        UnknownNameError, UnsupportedScenarioError, HParamError, ValueError: a bad configuration.
+        TrackingUnavailableError: the tracking server does not answer.
+    """
+
+    def __init__(self, cfg: RunConfig, tracking: Optional[Tracking] = None):
+        self.cfg = cfg
+        self.plan = validate(cfg)
+        self.tracking = tracking or Tracking.connect(cfg.tracking_uri)
+        self.checkpoint = checkpointer(cfg, self.plan)
+        self.name = run_name(cfg, self.plan)
+        self.logger: Optional[MLflowLogger] = None
+        #: how the MLflow run ended (``FINISHED``, ``KILLED`` or ``FAILED``); None while it runs.
+        self.status: Optional[str] = None
+
+    # ----- the run, start to end -----------------------------------------------------------
+    def execute(self) -> dict[str, Any]:
+        """Run to the end (or to ``cfg.stop_after``) and return the result record of ``avalanche-ext run --json``."""
+        cfg = self.cfg
+        saved = self._saved_checkpoint()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        stream = build_benchmark(cfg.benchmark, self.plan.scenario, n_experiences=cfg.n_experiences, seed=cfg.seed,
+                                 data_root=cfg.data_root, validation=cfg.validation)
+        seed_everything(cfg.seed)
+        self._start(stream, saved)
+        try:
+            strategy = self._build(stream)
+            done, train_s = self._restore(strategy, saved) if saved else (0, 0.0)
+            train_s, stopped = self._train(strategy, stream, done, train_s)
+            return self._finish(train_s, stopped, resumed_from=done if saved else None)
+        except BaseException as error:
+            self._end("FAILED", error)
+            raise
+
+    def _start(self, stream: Any, saved: Optional[dict[str, Any]]) -> None:
+        """Create the MLflow run, or continue the checkpoint's."""
+        cfg, plan = self.cfg, self.plan
+        self.logger = MLflowLogger(
+            cfg.experiment, self.name, self.tracking, params=run_params(cfg, plan, stream.n_experiences),
+            tags={"recipe": plan.recipe.name, "benchmark": cfg.benchmark, "scenario": plan.scenario},
+            parent_run_id=cfg.parent_run_id, run_id=saved["progress"]["mlflow_run_id"] if saved else None,
+        )
+
+    def _end(self, status: str, error: Optional[BaseException] = None) -> None:
+        """End the MLflow run with ``status`` (with ``error``: FAILED, the error logged)."""
+        if self.status is not None:
+            return
+        if error is not None:
+            self.logger.fail(error)
+        else:
+            self.logger.close(status=status)
+        self.status = status
+
+    # ----- steps -------------------------------------------------------------------------------
+    def _saved_checkpoint(self) -> Optional[dict[str, Any]]:
+        """The checkpoint to resume from (with ``cfg.resume``); without, an old one's MLflow run is ended."""
+        ckpt = self.checkpoint
+        if ckpt is None or not ckpt.exists():
+            return None
+        if self.cfg.resume:
+            return ckpt.load()
+        self._close_abandoned()
+        return None
+
+    def _build(self, stream: Any) -> Any:
+        """The recipe's strategy, with the run's evaluator and loss guard; its memory reports are logged."""
+        cfg, plan = self.cfg, self.plan
+        loggers: list = [self.logger]
+        if cfg.progress:
+            loggers.append(ProgressLogger(self.name, n_experiences=stream.n_experiences))
+        ctx = RecipeContext(stream, plan.hp, make_evaluator(loggers), plugins=[FiniteLossGuard()], seed=cfg.seed)
+        strategy = plan.recipe.build(ctx)
+        self.logger.log_params(collect_memory_reports(strategy))
+        if self.checkpoint is not None:
+            capture_state(strategy)  # fails now, not after the first experience, if it cannot be saved
+        return strategy
+
+    def _restore(self, strategy: Any, saved: dict[str, Any]) -> tuple[int, float]:
+        """Put the checkpoint into ``strategy``; returns the training steps done and their time."""
+        progress = self.checkpoint.restore(strategy, saved)
+        done = progress["steps"]
+        self.logger.accuracy = AccuracyMatrix(progress["matrix"])
+        self.logger.set_tag("resumed_from_step", done)
+        if self.cfg.parent_run_id:
+            self.logger.set_tag("mlflow.parentRunId", self.cfg.parent_run_id)
+        print(f"{self.name}: resuming after training step {done} from {self.checkpoint.path}", flush=True)
+        return done, progress["train_s"]
+
+    def _train(self, strategy: Any, stream: Any, done: int, train_s: float) -> tuple[float, bool]:
+        """Train the steps after ``done``, evaluating and checkpointing after each; returns (time, stopped)."""
+        cfg = self.cfg
+        if self.plan.recipe.trains_once:
+            t0 = time.perf_counter()
+            strategy.train(stream.train_stream)
+            train_s += time.perf_counter() - t0
+            strategy.eval(stream.test_stream)
+            return train_s, False
+        writer = self.checkpoint
+        steps = list(training_steps(stream, cfg.online, cfg.online_size))
+        for step, (exp, ends_experience) in enumerate(steps, 1):
+            if step <= done:
+                continue
+            t0 = time.perf_counter()
+            strategy.train(exp)
+            train_s += time.perf_counter() - t0
+            if not ends_experience:
+                continue
+            strategy.eval(stream.test_stream)
+            if writer is None or step == len(steps):
+                continue
+            try:
+                writer.save(strategy, {"steps": step, "train_s": train_s, "matrix": self.logger.accuracy.rows,
+                                       "mlflow_run_id": self.logger.run_id})
+            except CheckpointError as e:  # keep training: losing the checkpoint must not lose the run
+                warnings.warn(f"{self.name}: no more checkpoints for this run: {e}", stacklevel=1)
+                self.logger.set_tag("checkpoint_error", e)
+                writer = None
+                continue
+            self._maybe_kill(step)
+            if cfg.stop_after is not None and step >= cfg.stop_after:
+                return train_s, True
+        return train_s, False
+
+    def _finish(self, train_s: float, stopped: bool, resumed_from: Optional[int]) -> dict[str, Any]:
+        """Log the outcome, end the MLflow run and return the result record."""
+        cfg, plan = self.cfg, self.plan
+        matrix = self.logger.matrix()
+        summary = summarize(matrix)
+        rss = peak_rss_mb()
+        if stopped:
+            self.logger.set_tag("stopped_after_step", cfg.stop_after)
+            self._end("KILLED")
+        else:
+            self.logger.log_metric("train_s", train_s)
+            self.logger.log_metric("peak_rss_mb", rss)
+            self._log_heatmap(matrix)
+            self._end("FINISHED")
+            if self.checkpoint is not None:
+                self.checkpoint.remove()
+        return {
+            "recipe": plan.recipe.name, "family": plan.recipe.family, "benchmark": cfg.benchmark,
+            "scenario": plan.scenario, "seed": cfg.seed, "online": cfg.online, **summary, "acc_matrix": matrix,
+            "train_s": train_s, "peak_rss_mb": rss, "mlflow_run_id": self.logger.run_id,
+            "resumed_from_step": resumed_from, "stopped": stopped,
+        }
+
+    # ----- helpers -------------------------------------------------------------------------------
+    def _log_heatmap(self, matrix: list[list[float]]) -> None:
+        """The accuracy matrix as a heatmap, ``accuracy_matrix.png`` among the run's artifacts."""
+        if not matrix:
+            return
+        from ..report.plots import accuracy_heatmap
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.logger.log_artifact(accuracy_heatmap(matrix, Path(tmp) / "accuracy_matrix.png",
+                                                      title="accuracy matrix"))
+
+    def _close_abandoned(self) -> None:
+        """A run started again without ``resume``: end the MLflow run its old checkpoint belongs to."""
+        try:
+            run_id = self.checkpoint.load()["progress"]["mlflow_run_id"]
+        except Exception:  # noqa: BLE001 - another run's or an unreadable checkpoint: nothing of ours to close
+            return
+        client = self.tracking.client
+        try:
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_tag(run_id, "abandoned", "started again without --resume")
+                client.set_terminated(run_id, status="KILLED")
+        except Exception:  # noqa: BLE001 - the run may live in another tracking store
+            pass
+
+    def _maybe_kill(self, step: int) -> None:
+        """Die like a crashed machine after checkpoint ``step`` if fault injection asks for it (see KILL_AFTER_ENV)."""
+        if self.cfg.resume:
+            return
+        if self.cfg.kill_after == step or os.environ.get(KILL_AFTER_ENV) == str(step):
+            os.kill(os.getpid(), signal.SIGKILL)
