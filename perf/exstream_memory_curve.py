@@ -85,7 +85,7 @@ def embed(source, name: str, args):
     """``source`` mapped through a frozen extractor (MLP 400-400) pretrained on other data."""
     from avalanche_ext.benchmarks.sources import Source
     from avalanche_ext.models import build_network
-    from avalanche_ext.models.pretrain import pretrain_features
+    from avalanche_ext.training.pretrain import pretrain_features
 
     key = (name, source.name)
     if key not in _FEATURE_CACHE:

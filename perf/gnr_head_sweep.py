@@ -52,7 +52,7 @@ from avalanche_ext.functional.negative_replay import restrict_gradient  # noqa: 
 from avalanche_ext.hparams import COMMON_PER_BENCHMARK  # noqa: E402
 from avalanche_ext.models import build_network  # noqa: E402
 from avalanche_ext.models.latent_vae import LatentVAE, train_continually  # noqa: E402
-from avalanche_ext.models.pretrain import pretrain_features  # noqa: E402
+from avalanche_ext.training.pretrain import pretrain_features  # noqa: E402
 
 #: (label, settings) pairs swept by default.
 GRID = [

@@ -12,7 +12,7 @@ from avalanche.training.plugins import EvaluationPlugin
 
 from avalanche_ext.benchmarks import build_benchmark
 from avalanche_ext.models import build_network
-from avalanche_ext.models.pretrain import cache_dir, pretrain_features, pretrain_for_stream
+from avalanche_ext.training.pretrain import cache_dir, pretrain_features, pretrain_for_stream
 from avalanche_ext.functional.memory import latent_memory_bytes, replay_memory_figures
 from avalanche_ext.models.latent_split import LatentCut, LatentLayerError, split_model
 from avalanche_ext.plugins.latent_replay import LatentReplayPlugin

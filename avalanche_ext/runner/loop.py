@@ -23,16 +23,33 @@ def peak_rss_mb() -> float:
 
 
 def make_evaluator(loggers: list) -> Any:
-    """Avalanche's evaluator with the metrics our reports need."""
+    """Avalanche's evaluator with the metrics our reports need.
+
+    The task-inference metrics emit nothing unless the model or a plugin infers tasks
+    (HNET+ENT, SupSup without task labels, a class-IL Ensemble).
+    """
     from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics, loss_metrics
     from avalanche.training.plugins import EvaluationPlugin
+
+    from ..metrics import task_inference_metrics
 
     return EvaluationPlugin(
         accuracy_metrics(epoch=True, experience=True, stream=True),
         loss_metrics(epoch=True, stream=True),
         forgetting_metrics(experience=True, stream=True),
+        *task_inference_metrics(experience=True, stream=True),
         loggers=loggers,
     )
+
+
+#: The metric whose last value is the run's ``task_inference_acc``.
+TASK_INFERENCE_STREAM = "TaskInference_Acc_Stream/eval_phase/test_stream"
+
+
+def last_task_inference_acc(strategy: Any) -> Any:
+    """The task-inference accuracy of the last evaluation on the test stream, or None if no task was inferred."""
+    value = strategy.evaluator.get_last_metrics().get(TASK_INFERENCE_STREAM)
+    return None if value is None else float(value)
 
 
 def training_steps(stream: Any, online: bool, online_size: int) -> Iterable[tuple[Any, bool]]:

@@ -20,7 +20,7 @@ from ..plugins import FiniteLossGuard
 from ..protocols import collect_memory_reports
 from ..recipe import RecipeContext
 from .config import KILL_AFTER_ENV, RunConfig
-from .loop import make_evaluator, peak_rss_mb, seed_everything, training_steps
+from .loop import last_task_inference_acc, make_evaluator, peak_rss_mb, seed_everything, training_steps
 from .plan import checkpointer, run_name, run_params, validate
 
 
@@ -82,7 +82,7 @@ class TrackedRun:
             strategy = self._build(stream)
             done, train_s = self._restore(strategy, saved) if saved else (0, 0.0)
             train_s, stopped = self._train(strategy, stream, done, train_s)
-            return self._finish(train_s, stopped, resumed_from=done if saved else None)
+            return self._finish(strategy, train_s, stopped, resumed_from=done if saved else None)
         except BaseException as error:
             self._end("FAILED", error)
             raise
@@ -176,7 +176,7 @@ class TrackedRun:
                 return train_s, True
         return train_s, False
 
-    def _finish(self, train_s: float, stopped: bool, resumed_from: Optional[int]) -> dict[str, Any]:
+    def _finish(self, strategy: Any, train_s: float, stopped: bool, resumed_from: Optional[int]) -> dict[str, Any]:
         """Log the outcome, end the MLflow run and return the result record."""
         cfg, plan = self.cfg, self.plan
         matrix = self.logger.matrix()
@@ -195,6 +195,7 @@ class TrackedRun:
         return {
             "recipe": plan.recipe.name, "family": plan.recipe.family, "benchmark": cfg.benchmark,
             "scenario": plan.scenario, "seed": cfg.seed, "online": cfg.online, **summary, "acc_matrix": matrix,
+            "task_inference_acc": last_task_inference_acc(strategy),
             "train_s": train_s, "peak_rss_mb": rss, "mlflow_run_id": self.logger.run_id,
             "resumed_from_step": resumed_from, "stopped": stopped,
         }
