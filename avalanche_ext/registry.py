@@ -72,7 +72,7 @@ def discover() -> None:
 
     An entry point names a module, or a package whose modules are all imported; each module
     registers its recipes with :func:`register`. The pack's own recipes are the entry point
-    ``builtin = "avalanche_ext.recipes"``; another installed package adds its recipes the same way.
+    ``builtin = "avalanche_ext_recipes"``; another installed package adds its recipes the same way.
     """
     global _DISCOVERED
     if _DISCOVERED:

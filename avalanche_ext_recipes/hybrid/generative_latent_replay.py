@@ -1,7 +1,7 @@
 """Positive generative latent replay: GNR's generator and CWR* head, generated latents replayed with their labels."""
 
 from avalanche_ext.registry import register
-from avalanche_ext.recipes.hybrid.gnr import PAPER, PER_BENCHMARK_POSITIVE, SHARED, build_generative
+from avalanche_ext_recipes.hybrid.gnr import PAPER, PER_BENCHMARK_POSITIVE, SHARED, build_generative
 
 
 @register(name="generative_latent_replay", paper=f"{PAPER} (the positive-replay baseline)",

@@ -6,7 +6,7 @@ from avalanche.training.plugins import ReplayPlugin
 from avalanche_ext.plugins import BufferRehearsalPlugin, ExStreamPlugin
 from avalanche_ext.registry import register
 from avalanche_ext.storage import ExStreamBuffer
-from avalanche_ext.storage.exstream import LINKAGES
+from avalanche_ext.storage.cluster_store import LINKAGES
 
 
 def n_label_groups(stream) -> int:
