@@ -78,6 +78,26 @@ def test_math_hook_renders_inline_and_block_and_names_a_bad_formula():
     assert re.match(r"arg.{0,12}minxf$", argmin), argmin  # rewritten to an operator, not printed as \\arg
 
 
+def test_math_hook_renders_the_restructuredtext_forms_of_docstrings():
+    """``:math:`x``` and ``.. math::`` (as mkdocstrings renders them) become MathML like ``$x$`` and ``$$x$$``."""
+    sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+    try:
+        import mathml as hook
+    finally:
+        sys.path.pop(0)
+    role = hook.render("<p>task :math:<code>\\Theta^*_{t}</code> is kept</p>", "api.md")
+    assert role.startswith("<p>task <math") and 'display="inline"' in role and "<msubsup>" in role
+    assert ":math:" not in role and "<code>" not in role
+    directive = "<p>.. math::\n    L = \\frac{\\beta}{T-1} \\sum_t x_t</p>"
+    code_block = "<p>.. math::</p>\n<div class=\"highlight\"><pre><span></span><code>L = \\frac{\\beta}{T-1}\n</code></pre></div>"
+    for text in (directive, code_block):
+        out = hook.render(text + "\n<p>where</p>", "api.md")
+        assert out.startswith('<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">'), out
+        assert "<mfrac>" in out and "math::" not in out and "\\frac" not in out and out.endswith("<p>where</p>")
+    with pytest.raises(ValueError, match="api.md"):
+        hook.render(":math:<code>\\foo x</code>", "api.md")
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_example_runs(example, tmp_path):
     """Run from a temporary folder so that whatever an example writes stays there."""
