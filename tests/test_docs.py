@@ -42,6 +42,22 @@ def test_no_page_keeps_a_placeholder():
     assert not left, "placeholders left in the docs:\n" + "\n".join(left)
 
 
+def test_record_excerpts_are_whole_blocks():
+    """A page that shows part of a record (``--8<-- "file:start:end"``) shows whole blocks of it: the
+    excerpt starts after a blank line and ends before one, so a re-recorded file whose lines moved
+    fails here instead of showing the wrong lines."""
+    cut = []
+    for page in (ROOT / "docs").rglob("*.md"):
+        for path, start, end in re.findall(r'--8<-- "([^":]+):(\d+):(\d*)"', page.read_text()):
+            lines = (ROOT / path).read_text().splitlines()
+            first, last = int(start), int(end or len(lines))
+            whole = (first == 1 or not lines[first - 2].strip()) and lines[first - 1].strip() \
+                and (last == len(lines) or not lines[last].strip()) and lines[last - 1].strip()
+            if not whole:
+                cut.append(f"{page.relative_to(ROOT)}: {path}:{start}:{end}")
+    assert not cut, "excerpts that cut a block of their record:\n" + "\n".join(cut)
+
+
 def test_bad_input_table_of_the_reliability_page_is_up_to_date():
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bad_input_table.py"), "--check"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
