@@ -93,10 +93,10 @@ def test_mkdocs_build_strict(tmp_path):
     assert boosts[""] == boosts["results/validation/"] == {1}  # the home page and the records' overview
 
 
-def test_table_hook_lets_names_break_after_underscores_and_keeps_mean_and_std_together():
+def test_line_break_hook_lets_table_names_break_at_underscores_and_keeps_hyphenated_commands_whole():
     sys.path.insert(0, str(ROOT / "docs" / "hooks"))
     try:
-        import tables as hook
+        import line_breaks as hook
     finally:
         sys.path.pop(0)
     out = hook.breakable('<p>split_mnist5k</p><table><tr><th>split_mnist5k</th>'
@@ -104,6 +104,14 @@ def test_table_hook_lets_names_break_after_underscores_and_keeps_mean_and_std_to
     assert out.startswith("<p>split_mnist5k</p>")  # text outside tables is left alone
     assert "<th>split_<wbr>mnist5k</th>" in out and ">ewc_<wbr>lambda</a>" in out and 'href="../x_y/"' in out
     assert "1.0\u00a0±\u00a00.2" in out
+    code = hook.breakable('<p>a-b</p><pre><span></span><code>avalanche-ext<span class="w"> </span>--n-experiences'
+                          ' 10 x - y --flag</code></pre><p>run <code>avalanche-ext list</code></p>')
+    assert code.startswith("<p>a-b</p>") and '<span class="nobr">avalanche-ext</span><span' in code
+    assert '<span class="nobr">--n-experiences</span> 10 x - y <span class="nobr">--flag</span>' in code
+    assert '<code><span class="nobr">avalanche-ext</span> list</code>' in code  # inline code too
+    assert re.sub(r"<[^>]+>", "", code) == "a-bavalanche-ext --n-experiences 10 x - y --flagrun avalanche-ext list"
+    assert hook.breakable("<code>--recipes naive,joint, ewc</code>") == \
+        '<code><span class="nobr">--recipes</span> naive,<wbr>joint, ewc</code>'
 
 
 @pytest.mark.parametrize("html, shown", [
