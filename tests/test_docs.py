@@ -1,5 +1,6 @@
 """The documentation site builds strictly, covers every recipe, and its code examples run."""
 
+import json
 import os
 import re
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from avalanche_ext.registry import all_recipes
+from site_text import raw_tex, visible_text
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.py"))
@@ -40,6 +42,22 @@ def test_no_page_keeps_a_placeholder():
     assert not left, "placeholders left in the docs:\n" + "\n".join(left)
 
 
+def test_record_excerpts_are_whole_blocks():
+    """A page that shows part of a record (``--8<-- "file:start:end"``) shows whole blocks of it: the
+    excerpt starts after a blank line and ends before one, so a re-recorded file whose lines moved
+    fails here instead of showing the wrong lines."""
+    cut = []
+    for page in (ROOT / "docs").rglob("*.md"):
+        for path, start, end in re.findall(r'--8<-- "([^":]+):(\d+):(\d*)"', page.read_text()):
+            lines = (ROOT / path).read_text().splitlines()
+            first, last = int(start), int(end or len(lines))
+            whole = (first == 1 or not lines[first - 2].strip()) and lines[first - 1].strip() \
+                and (last == len(lines) or not lines[last].strip()) and lines[last - 1].strip()
+            if not whole:
+                cut.append(f"{page.relative_to(ROOT)}: {path}:{start}:{end}")
+    assert not cut, "excerpts that cut a block of their record:\n" + "\n".join(cut)
+
+
 def test_bad_input_table_of_the_reliability_page_is_up_to_date():
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bad_input_table.py"), "--check"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
@@ -52,30 +70,59 @@ def test_mkdocs_build_strict(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "site" / "index.html").is_file()
-    # the maths is rendered to MathML at build time: no page is left with raw LaTeX delimiters
-    pages = list((tmp_path / "site").rglob("*.html"))
-    raw = [str(p.relative_to(tmp_path)) for p in pages if '<span class="arithmatex">' in p.read_text()
-           or '<div class="arithmatex">' in p.read_text()]
+    # the maths is rendered to MathML at build time: no page is left with raw LaTeX delimiters,
+    # nor with LaTeX as visible text outside code (tests/test_site_browser.py checks the rendered pages)
+    pages = {p.relative_to(tmp_path / "site").as_posix(): p.read_text() for p in (tmp_path / "site").rglob("*.html")}
+    raw = [name for name, html in pages.items() if '<span class="arithmatex">' in html or '<div class="arithmatex">' in html]
     assert not raw, f"pages with unrendered maths: {raw}"
-    assert "<math" in (tmp_path / "site" / "methods" / "hnet" / "index.html").read_text()
+    left = [f"{name}: ...{found}..." for name, html in pages.items() for found in raw_tex(visible_text(html))]
+    assert not left, "LaTeX shown as text outside code:\n" + "\n".join(left)
+    assert "<math" in pages["methods/hnet/index.html"] and "<math" in pages["methods/latent_replay/index.html"]
+    # read offline: no page asks for a web font
+    fonts = [name for name, html in pages.items() if "fonts.googleapis.com" in html or "fonts.gstatic.com" in html]
+    assert not fonts, f"pages that load web fonts: {fonts}"
+    # search ranks method pages above the rest and validation records below it
+    index = json.loads((tmp_path / "site" / "search" / "search_index.json").read_text())["docs"]
+    boosts = {}
+    for entry in index:
+        boosts.setdefault(entry["location"].split("#")[0], set()).add(entry.get("boost", 1))
+    methods = {page: b for page, b in boosts.items() if page.startswith("methods/")}
+    records = {page: b for page, b in boosts.items() if page.startswith("results/validation/") and page.count("/") > 2}
+    assert len(methods) == len(all_recipes()) and all(min(b) > 1 for b in methods.values()), methods
+    assert records and all(max(b) < 1 for b in records.values()), records
+    assert boosts[""] == boosts["results/validation/"] == {1}  # the home page and the records' overview
 
 
-def test_math_hook_renders_inline_and_block_and_names_a_bad_formula():
+def test_line_break_hook_lets_table_names_break_at_underscores_and_keeps_hyphenated_commands_whole():
     sys.path.insert(0, str(ROOT / "docs" / "hooks"))
     try:
-        import mathml as hook
+        import line_breaks as hook
     finally:
         sys.path.pop(0)
-    out = hook.render('<p><span class="arithmatex">\\(\\lambda &lt; 1\\)</span></p>'
-                      '<div class="arithmatex">\\[\\frac{a}{b}\\]</div>', "page.md")
-    assert 'display="inline"' in out and 'display="block"' in out and "<mfrac>" in out and "&#x0003C;" in out
-    assert "arithmatex" not in out
-    with pytest.raises(ValueError, match="page.md"):  # malformed
-        hook.render('<span class="arithmatex">\\(a^\\)</span>', "page.md")
-    with pytest.raises(ValueError, match="foo"):  # a command the converter would print as text
-        hook.render('<span class="arithmatex">\\(\\foo x\\)</span>', "page.md")
-    argmin = re.sub(r"<[^>]+>", "", hook.render('<span class="arithmatex">\\(\\arg\\min_x f\\)</span>', "p.md"))
-    assert re.match(r"arg.{0,12}minxf$", argmin), argmin  # rewritten to an operator, not printed as \\arg
+    out = hook.breakable('<p>split_mnist5k</p><table><tr><th>split_mnist5k</th>'
+                         '<td><a href="../x_y/">ewc_lambda</a> 1.0 ± 0.2</td></tr></table>')
+    assert out.startswith("<p>split_mnist5k</p>")  # text outside tables is left alone
+    assert "<th>split_<wbr>mnist5k</th>" in out and ">ewc_<wbr>lambda</a>" in out and 'href="../x_y/"' in out
+    assert "1.0\u00a0±\u00a00.2" in out
+    code = hook.breakable('<p>a-b</p><pre><span></span><code>avalanche-ext<span class="w"> </span>--n-experiences'
+                          ' 10 x - y --flag</code></pre><p>run <code>avalanche-ext list</code></p>')
+    assert code.startswith("<p>a-b</p>") and '<span class="nobr">avalanche-ext</span><span' in code
+    assert '<span class="nobr">--n-experiences</span> 10 x - y <span class="nobr">--flag</span>' in code
+    assert '<code><span class="nobr">avalanche-ext</span> list</code>' in code  # inline code too
+    assert re.sub(r"<[^>]+>", "", code) == "a-bavalanche-ext --n-experiences 10 x - y --flagrun avalanche-ext list"
+    assert hook.breakable("<code>--recipes naive,joint, ewc</code>") == \
+        '<code><span class="nobr">--recipes</span> naive,<wbr>joint, ewc</code>'
+
+
+@pytest.mark.parametrize("html, shown", [
+    ("<p>the loss $$\\mathcal{L} = \\frac{1}{B}$$</p>", True), ("<p>as $a$ and b</p>", True),
+    ("<li>\\sum_i x_i</li>", True), ("<p>b_{t}</p>", True), ("<p>:math:<code>T</code></p>", True),
+    ("<p>.. math::</p>", True), ("<p>\\(x\\)</p>", True), ("<p>replace it by $<math><mi>x</mi></math>$</p>", True),
+    ("<p><code>$HOME \\frac{a}{b}</code></p>", False), ("<pre>$$y$$</pre>", False),
+    ("<p><math><mi>\\alpha</mi></math> and (x_1, y)</p>", False), ("<script>a_{b}</script>", False),
+])
+def test_visible_text_check_tells_latex_outside_code(html, shown):
+    assert bool(raw_tex(visible_text(html))) == shown
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)

@@ -1,5 +1,10 @@
 """Render the site's maths at build time: arithmatex's LaTeX spans become MathML.
 
+Docstrings shown by mkdocstrings may write maths the reStructuredText way; its two forms are
+rendered too: the role ``:math:`x``` (Markdown turns it into ``:math:<code>x</code>``) and the
+directive ``.. math::`` followed by the indented formula (a paragraph, or a code block when a
+blank line separates them).
+
 The pages are read offline, so no JavaScript renderer can be fetched from a CDN; browsers render
 MathML natively. A formula that cannot be converted fails the build with its page and text.
 """
@@ -23,14 +28,17 @@ _LEFTOVER = re.compile(r"\\[A-Za-z]+|\\\|")
 
 _BLOCK = re.compile(r'<div class="arithmatex">\s*\\\[(.*?)\\\]\s*</div>', re.S)
 _INLINE = re.compile(r'<span class="arithmatex">\\\((.*?)\\\)</span>', re.S)
+_RST_ROLE = re.compile(r":math:<code>(.*?)</code>", re.S)
+_RST_DIRECTIVE = re.compile(r"<p>\.\. math::\s*(?:</p>\s*(?:<div[^>]*>)?<pre[^>]*>(?:<span></span>)?<code[^>]*>(.*?)</code></pre>"
+                            r"(?:</div>)?|([^<]*?)</p>)", re.S)
 
 
 def render(content: str, where: str = "") -> str:
-    """Replace every arithmatex block and inline span in ``content`` by MathML."""
+    """Replace every arithmatex block and inline span, and every reST maths role and directive, by MathML."""
 
     def sub(display: str):
         def repl(match: re.Match) -> str:
-            tex = html.unescape(match.group(1)).strip()
+            tex = html.unescape(next(g for g in match.groups() if g is not None)).strip()
             rewritten = tex
             for pattern, replacement in _REWRITES:
                 rewritten = pattern.sub(replacement, rewritten)
@@ -45,7 +53,9 @@ def render(content: str, where: str = "") -> str:
         return repl
 
     content = _BLOCK.sub(sub("block"), content)
-    return _INLINE.sub(sub("inline"), content)
+    content = _RST_DIRECTIVE.sub(sub("block"), content)
+    content = _INLINE.sub(sub("inline"), content)
+    return _RST_ROLE.sub(sub("inline"), content)
 
 
 def on_page_content(html_text, page, **kwargs):
