@@ -1,12 +1,14 @@
 """Offline continual-learning benchmarks: ``build_benchmark(name, scenario, seed=...)``."""
 
 from .catalogue import BENCHMARKS, BenchmarkSpec, UnknownNameError, build_benchmark, get_spec
-from .sources import DataNotFoundError, Source
+from .errors import CorruptDataError, DataNotFoundError
+from .sources import Source
 from .streams import SCENARIOS, Stream
 
 __all__ = [
     "BENCHMARKS",
     "BenchmarkSpec",
+    "CorruptDataError",
     "DataNotFoundError",
     "SCENARIOS",
     "Source",
