@@ -17,7 +17,7 @@ Paper:
 
 Layout:
     :func:`resnet18_features` returns the feature extractor (images -> ``out_features``
-    units); :func:`reduced_resnet18` puts it under ``.features`` of the pack's
+    units), to be put under ``.features`` of the pack's
     :class:`~avalanche_ext.models.mlp.Classifier` (one head ``.classifier``) or
     :class:`~avalanche_ext.models.mlp.MultiHeadNet` (one head per task), the layout the
     plugins that address a layer by name expect.
@@ -40,12 +40,15 @@ Batch norm:
       one sample.
 
 Scenarios:
-    Class-, task- (``multihead=True``) and domain-incremental; any input size from about
-    16x16 up (global average pooling), any number of input channels.
+    Class-, task- (with ``MultiHeadNet``) and domain-incremental. Made for 32x32 inputs;
+    other sizes work too (global average pooling: 28x28 MNIST, 8x8 digits, 64x64 Tiny
+    ImageNet, 128x128 CORe50), with any number of input channels.
 
 Example:
-    >>> net = reduced_resnet18(100)                                # doctest: +SKIP
-    >>> net(torch.zeros(8, 3, 32, 32)).shape                       # doctest: +SKIP
+    >>> from avalanche_ext.models.mlp import Classifier
+    >>> features = resnet18_features(3)
+    >>> net = Classifier(features, features.out_features, 100)
+    >>> net(torch.zeros(8, 3, 32, 32)).shape
     torch.Size([8, 100])
 """
 
@@ -53,8 +56,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-
-from .mlp import Classifier, MultiHeadNet
 
 #: Blocks per stage of ResNet-18.
 RESNET18_BLOCKS = (2, 2, 2, 2)
@@ -149,27 +150,4 @@ def resnet18_features(in_channels: int = 3, nf: int = 20) -> ResNetFeatures:
     return ResNetFeatures(in_channels, nf)
 
 
-def reduced_resnet18(n_outputs: int, *, in_channels: int = 3, nf: int = 20, multihead: bool = False) -> nn.Module:
-    """The reduced ResNet-18 with a linear head (or one head per task).
-
-    Args:
-        n_outputs: units of one head.
-        in_channels: channels of the input images.
-        nf: base width.
-        multihead: one head per task label (task-IL) instead of one shared head.
-
-    Returns:
-        A :class:`~avalanche_ext.models.mlp.Classifier` or
-        :class:`~avalanche_ext.models.mlp.MultiHeadNet` with ``.features`` and ``.classifier``.
-
-    Raises:
-        ValueError: ``n_outputs`` below 1, or bad ``in_channels`` / ``nf``.
-    """
-    if n_outputs < 1:
-        raise ValueError(f"n_outputs must be >= 1, got {n_outputs}")
-    features = resnet18_features(in_channels, nf)
-    cls = MultiHeadNet if multihead else Classifier
-    return cls(features, features.out_features, n_outputs)
-
-
-__all__ = ["BasicBlock", "RESNET18_BLOCKS", "ResNetFeatures", "reduced_resnet18", "resnet18_features"]
+__all__ = ["BasicBlock", "RESNET18_BLOCKS", "ResNetFeatures", "resnet18_features"]
