@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from avalanche_ext.models.mlp import Classifier, MultiHeadNet, count_parameters
+from avalanche_ext.models.build import Classifier, MultiHeadNet, count_parameters
 from avalanche_ext.models.resnet import BasicBlock, ResNetFeatures, resnet18_features
 
 

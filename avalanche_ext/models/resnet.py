@@ -18,8 +18,8 @@ Paper:
 Layout:
     :func:`resnet18_features` returns the feature extractor (images -> ``out_features``
     units), to be put under ``.features`` of the pack's
-    :class:`~avalanche_ext.models.mlp.Classifier` (one head ``.classifier``) or
-    :class:`~avalanche_ext.models.mlp.MultiHeadNet` (one head per task), the layout the
+    :class:`~avalanche_ext.models.build.Classifier` (one head ``.classifier``) or
+    :class:`~avalanche_ext.models.build.MultiHeadNet` (one head per task), the layout the
     plugins that address a layer by name expect.
 
 Batch norm:
@@ -45,7 +45,7 @@ Scenarios:
     ImageNet, 128x128 CORe50), with any number of input channels.
 
 Example:
-    >>> from avalanche_ext.models.mlp import Classifier
+    >>> from avalanche_ext.models.build import Classifier
     >>> features = resnet18_features(3)
     >>> net = Classifier(features, features.out_features, 100)
     >>> net(torch.zeros(8, 3, 32, 32)).shape
