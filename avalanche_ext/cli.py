@@ -39,13 +39,15 @@ def _fan_out(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_benchmarks(args: argparse.Namespace) -> int:
     from .benchmarks import BENCHMARKS
 
-    print(f"{'name':18} {'scenarios':20} {'exps':>4}  {'data':10} description")
+    width = max(len(name) for name in BENCHMARKS) + 1
+    print(f"{'name':{width}} {'scenarios':18} {'exps':>4}  {'files':8} description")
     for spec in BENCHMARKS.values():
         ok, why = spec.availability(args.data_root)
-        print(f"{spec.name:18} {','.join(spec.scenarios):20} {spec.default_experiences:>4}  "
-              f"{'available' if ok else 'missing':10} {spec.description}")
+        print(f"{spec.name:{width}} {','.join(spec.scenarios):18} {spec.default_experiences:>4}  "
+              f"{'present' if ok else 'missing':8} {spec.description}")
+        print(f"{'':{width}}   layout: {spec.layout}")
         if not ok and args.verbose:
-            print(f"{'':18} -> {why}")
+            print(f"{'':{width}}   why: {why}")
     return 0
 
 
@@ -161,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Ray cluster to use (e.g. auto, or ray://head:10001); default: start a local instance")
         sp.add_argument("--cpus-per-task", type=int, default=1, help="CPUs (and torch threads) of each run on Ray")
 
-    sp = sub.add_parser("benchmarks", help="list benchmarks and whether their data is here")
+    sp = sub.add_parser("benchmarks", help="list benchmarks, whether their files are here and the layout they expect")
     sp.add_argument("--data-root", default=None)
     sp.add_argument("-v", "--verbose", action="store_true", help="say why data is missing")
     sp.set_defaults(func=cmd_benchmarks)
