@@ -50,6 +50,7 @@ class _TrainedColumnsPNN(PNN):
     paper="Rusu et al., Progressive Neural Networks, 2016, arXiv:1606.04671",
     scenarios=("task",),
     hparams={"pnn_hidden": 100},
+    per_benchmark={"split_mnist5k": {"pnn_hidden": 400}},
     summary="one column per task, lateral adapters from frozen earlier columns",
 )
 def build(ctx):

@@ -15,8 +15,9 @@ from avalanche_ext.registry import register
     # experience reuses nothing is); MIRPlugin draws its candidates from the whole memory.
     scenarios=("class", "task", "domain"),
     hparams={"mem_size": 200, "subsample": 50, "batch_size_mem": 10},
-    per_benchmark={"split_mnist5k": {"mem_size": 500}, "permuted_mnist5k": {"mem_size": 500},
-                   "split_fmnist": {"mem_size": 500}},
+    per_benchmark={"split_mnist5k": {"mem_size": 1000, "batch_size_mem": 32, "subsample": 160},
+                   "permuted_mnist5k": {"mem_size": 1000},
+                   "split_fmnist": {"mem_size": 1000}, "permuted_fmnist": {"mem_size": 1000}},
     summary="retrieve the memory samples whose loss rises most after a virtual SGD step",
 )
 def build(ctx):
