@@ -5,8 +5,13 @@ recipe's defaults). ``before`` is the setting the committed report ran with (Ada
 256 per experience, reference gradient on 64 memory samples), spelled out so that it stays
 reproducible whatever the defaults become.
 
-    python perf/agem_stability.py --validation --scenarios class --configs before=lr=0.001 lr3e-4=lr=0.0003 lr1e-4=lr=0.0001
-    python perf/agem_stability.py --scenarios class task domain | tee perf/results/agem_stability_test.txt
+Validation (every command in perf/results/agem_stability_validation.txt), e.g.::
+
+    python perf/agem_stability.py --validation --scenarios class --configs lr1e-4=lr=0.0001 lr1e-4_s256=lr=0.0001,sample_size=256
+
+Test, the recipe's settings now in class-IL (perf/results/agem_stability_test.txt)::
+
+    python perf/agem_stability.py --scenarios class --configs now=
 """
 
 from __future__ import annotations

@@ -15,9 +15,19 @@ Protocols: ``--online`` (each sample seen once, mini-experiences of ``--online-s
 offline (whole experiences, the benchmark's epochs and batch size). ``--set key=value`` applies to
 every configuration (e.g. ``optimizer=sgd``, ``lr=0.1``).
 
-    python perf/mir_vs_replay.py --online --seeds 0 1 2 --validation --set optimizer=sgd --set lr=0.1
-    python perf/mir_vs_replay.py --online --seeds 0 1 2 | tee perf/results/mir_vs_replay_online_test.txt
-    python perf/mir_vs_replay.py --seeds 0 1 2 | tee perf/results/mir_vs_replay_offline_test.txt
+Validation (perf/results/mir_vs_replay_{online,offline}_validation.txt): online, replay, er and mir
+each tried Adam lr 1e-3 and SGD lr 0.1 (memory batch 10, 50 candidates); offline (Adam lr 1e-3),
+replay and mir tried memory batch 10 (mir: 50 candidates) and 32 (160); er, the control, runs at
+mir's chosen sizes. E.g.::
+
+    python perf/mir_vs_replay.py --online --validation --seeds 0 1 2 --only er mir --set optimizer=sgd --set lr=0.1
+    python perf/mir_vs_replay.py --validation --seeds 0 1 2 --mem 1000 --mem-batch 32 --subsample 160 --only replay mir
+
+Test, each configuration with its best validation setting (perf/results/mir_vs_replay_{online,offline}_test.txt)::
+
+    python perf/mir_vs_replay.py --online --seeds 0 1 2 --only replay mir mir_as_is
+    python perf/mir_vs_replay.py --online --seeds 0 1 2 --only er --set optimizer=sgd --set lr=0.1
+    python perf/mir_vs_replay.py --seeds 0 1 2 --mem 1000 --mem-batch 32 --subsample 160
 """
 
 from __future__ import annotations

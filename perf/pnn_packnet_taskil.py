@@ -8,9 +8,16 @@ wiring, defined here only: Avalanche's ``PNN`` as it is, and ``PackNetModel`` ov
 evaluation of the whole test stream after experience 0 adds a column for every later task and
 freezes them; and, after a full run, what share of ``packnet_as_is``'s shared output layer each task owns.
 
-    python perf/pnn_packnet_taskil.py --cause --seeds 0 1 2 --validation | tee perf/results/pnn_packnet_taskil_validation.txt
-    python perf/pnn_packnet_taskil.py --seeds 0 1 2 | tee perf/results/pnn_packnet_taskil_test.txt
-    python perf/pnn_packnet_taskil.py --seeds 0 1 2 --validation --configs pnn_h400=pnn:pnn_hidden=400
+Settings chosen on the validation split (perf/results/pnn_packnet_taskil_validation.txt)::
+
+    python perf/pnn_packnet_taskil.py --cause --seeds 0 1 2 --validation --configs naive=naive ensemble=ensemble \
+        pnn_as_is=pnn_as_is pnn=pnn:pnn_hidden=100 pnn_h400=pnn:pnn_hidden=400 packnet_as_is=packnet_as_is \
+        packnet=packnet:prune_proportion=0.5 packnet_p75=packnet:prune_proportion=0.75 \
+        packnet_p90=packnet:prune_proportion=0.9
+
+Test numbers with the recipes' settings (perf/results/pnn_packnet_taskil_test.txt)::
+
+    python perf/pnn_packnet_taskil.py --seeds 0 1 2 --configs naive=naive pnn=pnn packnet=packnet
 """
 
 from __future__ import annotations
