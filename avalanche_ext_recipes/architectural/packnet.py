@@ -3,6 +3,7 @@
 from avalanche.models.packnet import PackNetModel
 from avalanche.training import PackNet
 
+from avalanche_ext.models.packnet import prepare_for_packnet
 from avalanche_ext.registry import register
 
 
@@ -20,7 +21,10 @@ def build(ctx):
         raise ValueError(f"prune_proportion must be in (0, 1), got {hp.prune_proportion}")
     # Avalanche's PackNetModel selects each task's weights, output layer included, by the task
     # label and calls the wrapped network without it: a single head is per task after masking.
-    model = PackNetModel(ctx.model(multihead=False))
+    net = ctx.model(multihead=False)
+    # arch=resnet18: norm layers are trained with the first task and frozen after it; convolutions have no bias
+    prepare_for_packnet(net)
+    model = PackNetModel(net)
     return PackNet(model=model, optimizer=ctx.optimizer(model), post_prune_epochs=hp.post_prune_epochs,
                    prune_proportion=hp.prune_proportion,
                    # `epochs` of training, then `post_prune_epochs` of fine-tuning after pruning.
