@@ -10,11 +10,13 @@ parameters stop receiving gradients and it stays in evaluation mode for good (th
 statistics of the first task are used by every task), as Piggyback does with its frozen
 backbone.
 
-Avalanche's wrapper of a convolution also assumes it has a bias (committing a task sets
-``bias.requires_grad``), which ResNet convolutions (followed by batch norm) lack;
-:class:`PackNetConv` is the same weight isolation for a convolution with or without bias.
-:func:`prepare_for_packnet` wraps both kinds of layer in a network, such as the reduced
-ResNet-18 (:mod:`avalanche_ext.models.resnet`), before ``PackNetModel`` wraps the rest.
+Avalanche's wrappers of ``Linear`` and convolution layers also assume a bias (committing
+the first task sets ``bias.requires_grad``), which ResNet convolutions (followed by batch
+norm) lack, and a restored model trains its biases again (``requires_grad`` is not in a
+state dict), so old tasks' outputs change. :class:`PackNetLayer` is the same weight
+isolation without either defect. :func:`prepare_for_packnet` wraps the norm, linear and
+convolution layers of a network, such as the reduced ResNet-18
+(:mod:`avalanche_ext.models.resnet`), before ``PackNetModel`` wraps it.
 
 Paper: Mallya & Lazebnik, *PackNet: Adding Multiple Tasks to a Single Network by
 Iterative Pruning*, CVPR 2018, https://arxiv.org/abs/1711.05769.
@@ -24,7 +26,7 @@ Example:
     >>> from avalanche_ext.models import build_network
     >>> net = build_network((3, 32, 32), 2, arch="resnet18")
     >>> prepare_for_packnet(net)
-    40
+    41
     >>> model = PackNetModel(net)
 """
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from avalanche.models.packnet import PackNetModule, WeightAndBiasPackNetModule
 from torch import nn
 
@@ -86,29 +89,44 @@ class PackNetNorm(PackNetModule):
         """Every task uses the same (frozen after the first task) norm layer."""
 
 
-class PackNetConv(WeightAndBiasPackNetModule):
-    """PackNet's weight isolation for an ``nn.Conv1d/2d/3d``, with or without bias.
+class PackNetLayer(WeightAndBiasPackNetModule):
+    """PackNet's weight isolation for an ``nn.Linear`` or ``nn.Conv1d/2d/3d``, with or without bias.
+
+    The same isolation as Avalanche's own wrappers (the visible weights of the active task;
+    gradients only to the weights the current task owns; the bias frozen with the first
+    task), plus: a layer without bias is accepted, and a restored layer keeps its bias
+    frozen (``requires_grad`` is not part of a state dict).
 
     Args:
-        conv: the convolution, used with its visible weights only.
+        layer: the layer, used with its visible weights only.
     """
 
-    def __init__(self, conv: nn.modules.conv._ConvNd):
-        super().__init__(conv)
-        self.has_bias = conv.bias is not None
+    def __init__(self, layer: nn.Module):
+        if not isinstance(layer, (nn.Linear, nn.modules.conv._ConvNd)) or isinstance(
+                layer, nn.modules.conv._ConvTransposeNd):
+            raise TypeError(f"PackNetLayer wraps nn.Linear or nn.ConvNd, not {type(layer).__name__}")
+        super().__init__(layer)
+        self.has_bias = layer.bias is not None
+        self.register_load_state_dict_post_hook(_freeze_after_load)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.wrappee, nn.Linear):
+            return F.linear(x, self.available_weights(), self.wrappee.bias)
         return self.wrappee._conv_forward(x, self.available_weights(), self.wrappee.bias)
 
+    def _freeze(self) -> None:
+        if self.has_bias:
+            self.wrappee.bias.requires_grad_(False)
 
-def _freeze_after_load(module: PackNetNorm, incompatible_keys: Any) -> None:
-    if module.frozen:
+
+def _freeze_after_load(module: nn.Module, incompatible_keys: Any) -> None:
+    if module.task_count > 0:  # the first task was committed
         module._freeze()
 
 
 def prepare_for_packnet(module: nn.Module) -> int:
-    """Wrap, in place, every norm layer (:class:`PackNetNorm`) and every convolution without bias
-    (:class:`PackNetConv`) under ``module``; returns how many layers were wrapped.
+    """Wrap, in place, every norm layer (:class:`PackNetNorm`), ``nn.Linear`` and convolution
+    (:class:`PackNetLayer`) under ``module``; returns how many layers were wrapped.
 
     Call it before ``avalanche.models.packnet.PackNetModel(module)``, which wraps the rest.
     """
@@ -117,12 +135,12 @@ def prepare_for_packnet(module: nn.Module) -> int:
         if isinstance(child, NORM_TYPES):
             setattr(module, name, PackNetNorm(child))
             count += 1
-        elif type(child) in (nn.Conv1d, nn.Conv2d, nn.Conv3d) and child.bias is None:
-            setattr(module, name, PackNetConv(child))
+        elif type(child) in (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d):
+            setattr(module, name, PackNetLayer(child))
             count += 1
         elif not isinstance(child, PackNetModule):
             count += prepare_for_packnet(child)
     return count
 
 
-__all__ = ["NORM_TYPES", "PackNetConv", "PackNetNorm", "prepare_for_packnet"]
+__all__ = ["NORM_TYPES", "PackNetLayer", "PackNetNorm", "prepare_for_packnet"]

@@ -22,7 +22,8 @@ def build(ctx):
     # Avalanche's PackNetModel selects each task's weights, output layer included, by the task
     # label and calls the wrapped network without it: a single head is per task after masking.
     net = ctx.model(multihead=False)
-    # arch=resnet18: norm layers are trained with the first task and frozen after it; convolutions have no bias
+    # norm layers (arch=resnet18) are trained with the first task and frozen after it; layers without bias and
+    # restored models keep their isolation (see avalanche_ext.models.packnet)
     prepare_for_packnet(net)
     model = PackNetModel(net)
     return PackNet(model=model, optimizer=ctx.optimizer(model), post_prune_epochs=hp.post_prune_epochs,
