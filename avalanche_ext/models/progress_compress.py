@@ -50,7 +50,7 @@ from avalanche.models.dynamic_modules import avalanche_model_adaptation
 from torch import nn
 
 from .layers.lateral import LateralAdaptor
-from .multihead_state import grow_heads_to_state
+from .common import grow_heads_to_state
 
 ADAPTED_TYPES = (nn.Linear, nn.Conv2d)
 COLUMNS = ("kb", "ac")
