@@ -24,7 +24,7 @@ def stream():
     return build_benchmark("split_digits", "task", seed=0)
 
 
-def make(stream, *, optimizer=None, plugin=None, epochs=2, seed=0, hidden=64, model=None):
+def make(stream, *, optimizer=None, plugin=None, epochs=2, seed=0, hidden=64, model=None, device="cpu"):
     torch.manual_seed(seed)
     net = model if model is not None else build_hat_network(stream.input_shape, stream.n_outputs, hidden=hidden)
     opt = optimizer(net) if optimizer is not None else torch.optim.SGD(net.parameters(), lr=0.05)
@@ -32,6 +32,7 @@ def make(stream, *, optimizer=None, plugin=None, epochs=2, seed=0, hidden=64, mo
     strategy = Naive(
         model=net, optimizer=opt, criterion=torch.nn.CrossEntropyLoss(), train_mb_size=32, train_epochs=epochs,
         eval_mb_size=256, plugins=[plugin], evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]),
+        device=device,
     )
     return net, plugin, strategy
 
@@ -231,11 +232,22 @@ def test_streams_without_distinct_task_labels_fail_on_the_first_experience(scena
 
 
 # ---- state ----------------------------------------------------------------------------------
-def test_state_round_trip(stream):
-    net, plugin, strategy = make(stream, epochs=1)
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def saved_and_loaded(obj, path):
+    """``obj`` through ``torch.save`` and a plain ``torch.load`` onto the CPU, as a checkpoint loads."""
+    torch.save(obj, path)
+    return torch.load(path, map_location="cpu")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_state_round_trip_through_torch_load_continues_identically_on_the_device(stream, device, tmp_path):
+    net, plugin, strategy = make(stream, epochs=1, device=device)
     for i in range(2):
         strategy.train(stream.train_stream[i])
-    net_state, plugin_state = copy.deepcopy(net.state_dict()), copy.deepcopy(plugin.state_dict())
+    net_state = saved_and_loaded(net.state_dict(), tmp_path / "net.pt")
+    plugin_state = saved_and_loaded(plugin.state_dict(), tmp_path / "plugin.pt")
 
     torch.manual_seed(123)
     net2 = build_hat_network(stream.input_shape, stream.n_outputs, hidden=64)
@@ -244,22 +256,24 @@ def test_state_round_trip(stream):
     plugin2.load_state_dict(plugin_state)
     assert net2.tasks == net.tasks
     assert plugin2.trained_tasks == plugin.trained_tasks == [0, 1]
-    assert all(torch.equal(a, b) for a, b in zip(plugin2.cumulative, plugin.cumulative))
+    assert all(torch.equal(a.cpu(), b.cpu()) for a, b in zip(plugin2.cumulative, plugin.cumulative))
     assert plugin2.state_dict()["capacity"] == plugin.state_dict()["capacity"]
     net.eval()
-    net2.eval()
+    net2.to(device).eval()
     with torch.no_grad():
         for t in (0, 1):
-            x = task_inputs(stream, t)
+            x = task_inputs(stream, t).to(device)
             assert torch.equal(net(x, t), net2(x, t))
 
-    # both continue identically on the next task
+    # both continue identically on the next task, on the strategy's device
     results = []
-    for n, p in ((net, plugin), (net2, plugin2)):
-        _, _, s = make(stream, model=n, plugin=p, epochs=1, seed=7)
+    for n, p in ((net, plugin), (net2.cpu(), plugin2)):
+        _, _, s = make(stream, model=n, plugin=p, epochs=1, seed=7, device=device)
         s.train(stream.train_stream[2])
+        assert all(a.device.type == torch.device(device).type for a in p.cumulative)
         results.append(snapshot(n))
     assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+    assert plugin2.capacity == plugin.capacity
 
 
 # ---- recipe and example ---------------------------------------------------------------------

@@ -28,10 +28,11 @@ def _model(seed: int = 0, **kwargs) -> PiggybackNet:
     return PiggybackNet(net.features, feature_size=HIDDEN, n_outputs=2, **kwargs)
 
 
-def _strategy(model: nn.Module, plugin: PiggybackPlugin, *, weight_decay: float = 0.0, epochs: int = 2) -> Naive:
+def _strategy(model: nn.Module, plugin: PiggybackPlugin, *, weight_decay: float = 0.0, epochs: int = 2,
+              device: str = "cpu") -> Naive:
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3, weight_decay=weight_decay)
     return Naive(model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=32,
-                 train_epochs=epochs, eval_mb_size=256, device="cpu", plugins=[plugin],
+                 train_epochs=epochs, eval_mb_size=256, device=device, plugins=[plugin],
                  evaluator=EvaluationPlugin(loggers=[]))
 
 
@@ -127,14 +128,19 @@ def test_masked_layers_compute_the_wrapped_layer_when_the_mask_is_ones():
 
 
 # -- state -------------------------------------------------------------------------------------
-def test_state_round_trip(task_stream):
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_state_round_trip_through_torch_load_continues_identically_on_the_device(task_stream, device, tmp_path):
     model = _model()
-    plugin = PiggybackPlugin()
-    strategy = _strategy(model, plugin, epochs=1)
+    strategy = _strategy(model, PiggybackPlugin(), epochs=1, device=device)
     for exp in task_stream.train_stream[:3]:
         strategy.train(exp)
     model.add_task(3)  # a mask being learned is saved too
-    saved = model.state_dict()  # the plugin keeps no state: masks and heads live in the model
+    # the plugin keeps no state: masks and heads live in the model; a checkpoint loads on the CPU
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    saved = torch.load(tmp_path / "model.pt", map_location="cpu")
 
     fresh = _model(seed=123)
     fresh.load_state_dict(saved)
@@ -142,11 +148,24 @@ def test_state_round_trip(task_stream):
     assert fresh.learned == model.learned and fresh.frozen and fresh.dense_tasks == [0]
     assert [n for n, p in fresh.named_parameters() if p.requires_grad] == \
         [n for n, p in model.named_parameters() if p.requires_grad]
-    for i in range(4):
-        x, task = _test_batch(task_stream, i)
-        assert torch.equal(_predict(fresh, x, task), _predict(model, x, task))
     for a, b in zip(fresh.state_dict().values(), saved.values()):
         assert a == b if isinstance(a, dict) else torch.equal(a, b)
+    fresh.to(device)
+    for i in range(4):
+        x, task = _test_batch(task_stream, i)
+        assert torch.equal(_predict(fresh, x.to(device), task), _predict(model, x.to(device), task))
+
+    # both continue identically on task 3, on the strategy's device
+    after = []
+    for net in (model, fresh.cpu()):
+        torch.manual_seed(7)
+        _strategy(net, PiggybackPlugin(), epochs=1, device=device).train(task_stream.train_stream[3])
+        after.append(net.state_dict())
+    assert after[0].keys() == after[1].keys()
+    for key, value in after[0].items():
+        assert value == after[1][key] if isinstance(value, dict) else torch.equal(value, after[1][key])
+        if isinstance(value, torch.Tensor):
+            assert value.device.type == torch.device(device).type
 
 
 # -- bad inputs fail before training -----------------------------------------------------------
@@ -181,6 +200,37 @@ def test_stream_without_new_task_labels_fails_before_any_update():
     with pytest.raises(ValueError, match="new task label"):
         strategy.train(stream.train_stream[1])
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+
+
+def _global_label_stream():
+    """Two task-IL experiences with Avalanche's default global class ids: [1, 4] then [0, 7]."""
+    from avalanche.benchmarks import tensors_benchmark
+
+    g = torch.Generator().manual_seed(0)
+    train = []
+    for classes in ((1, 4), (0, 7)):
+        y = torch.tensor(classes).repeat(16)
+        train.append((torch.randn(32, 1, 8, 8, generator=g) + y[:, None, None, None], y))
+    return tensors_benchmark(train_tensors=train, test_tensors=train, task_labels=[0, 1])
+
+
+def test_class_ids_beyond_the_heads_fail_naming_n_outputs_before_any_update():
+    stream = _global_label_stream()
+    model = _model()  # n_outputs=2, classes [1, 4]
+    before = {k: v.clone() for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
+    strategy = _strategy(model, PiggybackPlugin(), epochs=1)
+    with pytest.raises(ValueError, match=r"classes \[1, 4\] .* n_outputs=2 .* n_outputs=5"):
+        strategy.train(stream.train_stream[0])
+    assert model.tasks == []  # no head was added
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+    # a head as wide as the largest class id trains on the same stream
+    torch.manual_seed(0)
+    wide = PiggybackNet(build_network((1, 8, 8), 8, hidden=HIDDEN).features, HIDDEN, n_outputs=8)
+    strategy = _strategy(wide, PiggybackPlugin(), epochs=1)
+    for exp in stream.train_stream:
+        strategy.train(exp)
+    assert wide.learned == [0, 1]
 
 
 def test_second_dense_task_needs_consolidation():

@@ -315,29 +315,56 @@ def test_model_size_constant_while_pnn_grows(task_stream, domain_stream):
 
 
 # ------------------------------------------------------------------ state
-def test_state_round_trip_continues_identically(domain_stream, task_stream, tmp_path):
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_state_round_trip_through_torch_load_continues_identically_on_the_device(domain_stream, task_stream,
+                                                                                  tmp_path, device):
     for stream in (domain_stream, task_stream):
         torch.manual_seed(1)
-        original = make_strategy(stream, gamma=0.7, hidden=16)
+        original = make_strategy(stream, gamma=0.7, hidden=16, device=device)
         for exp in stream.train_stream[:2]:
             original.train(exp)
         path = tmp_path / "pnc.pt"
         torch.save(original.state_dict(), path)
         torch.manual_seed(123)
-        restored = make_strategy(stream, gamma=0.2, progress_epochs=3, ewc_lambda=1.0, hidden=16)
-        for exp in stream.train_stream[:2]:  # same heads as the original
-            avalanche_model_adaptation(restored.model, exp)
-        restored.load_state_dict(torch.load(path, weights_only=False))
+        # a fresh strategy, never adapted: loading creates the saved heads and their adaptors
+        restored = make_strategy(stream, gamma=0.2, progress_epochs=3, ewc_lambda=1.0, hidden=16, device=device)
+        restored.load_state_dict(torch.load(path, map_location="cpu"))  # torch's weights_only default
+        restored.model.to(device)
         assert same(snapshot(restored.model), snapshot(original.model))
         assert restored.gamma == 0.7 and restored.ewc_lambda == 10.0 and restored.train_epochs == 2
         assert restored.tasks_seen == 2 and restored.phase_log == original.phase_log
-        assert same(restored.ewc.fisher, original.ewc.fisher) and same(restored.ewc.anchor, original.ewc.anchor)
+        assert same(restored.ewc.fisher, {k: v.cpu() for k, v in original.ewc.fisher.items()})
         for strategy in (original, restored):
             torch.manual_seed(7)
             strategy.train(stream.train_stream[2])
         assert same(snapshot(restored.model), snapshot(original.model))
+        assert same(restored.ewc.fisher, original.ewc.fisher) and same(restored.ewc.anchor, original.ewc.anchor)
+        assert all(v.device.type == torch.device(device).type for v in restored.ewc.anchor.values())
         with pytest.raises(ValueError):
             OnlineEWC().load_state_dict({**original.ewc.state_dict(), "gamma": 2.0})
+
+
+def test_a_fresh_net_loads_a_trained_nets_state_and_predicts_the_same(task_stream, tmp_path):
+    torch.manual_seed(0)
+    net = ProgressCompressNet(build_network(task_stream.input_shape, 2, hidden=16, multihead=True))
+    for exp in task_stream.train_stream[:3]:
+        avalanche_model_adaptation(net, exp)
+    with torch.no_grad():  # make the heads differ from any fresh initialisation
+        for p in net.parameters():
+            p.add_(0.1)
+    torch.save(net.state_dict(), tmp_path / "net.pt")
+    fresh = ProgressCompressNet(build_network(task_stream.input_shape, 2, hidden=16, multihead=True))
+    fresh.load_state_dict(torch.load(tmp_path / "net.pt"))
+    assert same(snapshot(fresh), snapshot(net))
+    assert sorted(fresh.adaptors) == sorted(net.adaptors)
+    x = torch.randn(5, *task_stream.input_shape)
+    for t in range(3):
+        for column in ("kb", "ac"):
+            with net.use(column), fresh.use(column):
+                assert torch.equal(fresh(x, t), net(x, t))
 
 
 # ------------------------------------------------------------------ bad configurations

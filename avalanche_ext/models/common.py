@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import torch
-from avalanche.models import MultiTaskModule
+from avalanche.models import IncrementalClassifier, MultiHeadClassifier, MultiTaskModule
+from torch import nn
 
 
 def forward_by_task(module: MultiTaskModule, x: torch.Tensor, task_labels: Any, width: int) -> torch.Tensor:
@@ -30,4 +31,53 @@ def forward_by_task(module: MultiTaskModule, x: torch.Tensor, task_labels: Any, 
     return out
 
 
-__all__ = ["forward_by_task"]
+def _saved_tasks(state: Mapping[str, torch.Tensor], heads_prefix: str) -> list[str]:
+    return sorted({k[len(heads_prefix):].split(".")[0] for k in state if k.startswith(heads_prefix)})
+
+
+def grow_heads_to_state(module: nn.Module, state: Mapping[str, torch.Tensor], prefix: str = "") -> list[int]:
+    """Create the heads (and their unit masks) of every ``MultiHeadClassifier`` in ``module`` that ``state`` holds.
+
+    Avalanche's ``MultiHeadClassifier`` adds a head and an ``active_units_T<t>`` buffer for
+    every task label it is adapted to, and widens a head for larger class ids; a network
+    built afresh has only head ``"0"``, so it cannot load a trained one's state. Call this
+    first (or from a load pre-hook, as ``ProgressCompressNet`` does); the ordinary loading
+    then fills the heads in. Heads already present at the saved width are kept; missing ones are created and ones of
+    another width replaced, on the device of the classifier's parameters. Task labels
+    found are added to ``known_train_tasks_labels`` of every multi-task module under
+    ``module``.
+
+    Args:
+        module: the freshly built network (or a part of it).
+        state: the state dict to be loaded.
+        prefix: the key prefix of ``module`` inside ``state``.
+
+    Returns:
+        The task labels that have a head in ``state``.
+    """
+    found: set[int] = set()
+    for name, mh in module.named_modules():
+        if not isinstance(mh, MultiHeadClassifier):
+            continue
+        base = f"{prefix}{name}." if name else prefix
+        device = next(mh.parameters()).device
+        for tid in _saved_tasks(state, base + "classifiers."):
+            weight = state.get(f"{base}classifiers.{tid}.classifier.weight")
+            if weight is None:
+                continue
+            head = mh.classifiers[tid] if tid in mh.classifiers else None
+            if head is None or head.classifier.weight.shape != weight.shape:
+                mh.classifiers[tid] = IncrementalClassifier(
+                    mh.in_features, weight.shape[0], masking=False, auto_adapt=False
+                ).to(device)
+            units = state.get(f"{base}active_units_T{tid}")
+            if units is not None:
+                mh.register_buffer(f"active_units_T{tid}", torch.zeros_like(units, device=device))
+            found.add(int(tid))
+    for m in module.modules():
+        if isinstance(m, MultiTaskModule):
+            m.known_train_tasks_labels = set(m.known_train_tasks_labels) | found
+    return sorted(found)
+
+
+__all__ = ["forward_by_task", "grow_heads_to_state"]

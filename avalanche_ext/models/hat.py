@@ -258,7 +258,10 @@ def build_hat_network(
         mods = [nn.Conv2d(c, 32, 3, padding=1), nn.Conv2d(32, 64, 3, padding=1), nn.Linear(64 * 4, hidden)]
         posts: list[Optional[nn.Module]] = [nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(2), None]
         return HATNet(mods, n_outputs, posts=posts, s_max=s_max, dropout=dropout)
-    raise ValueError(f"unknown arch {arch!r}: use 'mlp' or 'cnn'")
+    raise ValueError(
+        f"build_hat_network supports arch='mlp' or 'cnn', not {arch!r}: HAT gates the units of a plain stack of "
+        "layers (no residual connections, no batch norm); for a network of your own pass its gated layers to HATNet"
+    )
 
 
 __all__ = ["HATNet", "build_hat_network"]

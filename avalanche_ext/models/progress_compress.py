@@ -50,6 +50,7 @@ from avalanche.models.dynamic_modules import avalanche_model_adaptation
 from torch import nn
 
 from .layers.lateral import LateralAdaptor
+from .common import grow_heads_to_state
 
 ADAPTED_TYPES = (nn.Linear, nn.Conv2d)
 COLUMNS = ("kb", "ac")
@@ -100,6 +101,12 @@ class ProgressCompressNet(MultiTaskModule):
             ``min(fan_in, fan_out)`` of the layer it feeds (square for hidden layers, narrow
             for heads, so a new head adds few parameters).
 
+    Restoring: a fresh net built the same way (same column, ``lateral`` and
+    ``adaptor_width``) loads the state of a trained one: ``fresh.load_state_dict(state)``
+    first creates the task heads the state holds (Avalanche's ``MultiHeadClassifier``
+    heads, at their saved widths) and their adaptors, then fills everything in. Move the
+    net to its device afterwards (a strategy does it).
+
     Raises:
         TypeError: ``column`` is not an ``nn.Module``.
         ValueError: a bad ``lateral``/``adaptor_width``, or a column with a parametrised
@@ -146,6 +153,7 @@ class ProgressCompressNet(MultiTaskModule):
         self.adaptors = nn.ModuleDict()
         self.output = "kb"
         self.attach_adaptors()
+        self.register_load_state_dict_pre_hook(_grow_before_load)
 
     # ----- structure --------------------------------------------------------------
     @property
@@ -296,6 +304,13 @@ class ProgressCompressNet(MultiTaskModule):
 
     def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
         return self._run(x, task_label)
+
+
+def _grow_before_load(module: ProgressCompressNet, state_dict: dict, prefix: str, *args: object) -> None:
+    """Create the heads and adaptors a state dict holds, so that a fresh net can load it."""
+    for name in COLUMNS:
+        grow_heads_to_state(getattr(module.columns, name), state_dict, f"{prefix}columns.{name}.")
+    module.attach_adaptors()
 
 
 __all__ = ["ProgressCompressNet", "reset_module"]

@@ -149,6 +149,7 @@ class HATPlugin(MethodPlugin[HATNet]):
         check_optimizer(net, strategy.optimizer)
         self._task = task
         net.last_gates.clear()
+        self._move_cumulative(strategy.device)
         if self.cumulative is None:
             self._grad_masks = None
         else:
@@ -204,6 +205,7 @@ class HATPlugin(MethodPlugin[HATNet]):
         """Merge ``task``'s attention at ``s_max`` into :attr:`cumulative` and record it learned."""
         with torch.no_grad():
             gates = [g.detach().clone() for g in net.gates(task, net.s_max)]
+            self._move_cumulative(gates[0].device)
             if self.cumulative is None:
                 self.cumulative = gates
             else:
@@ -217,6 +219,11 @@ class HATPlugin(MethodPlugin[HATNet]):
             self.trained_tasks.append(int(task))
             self.capacity.append(held / total)
 
+    def _move_cumulative(self, device: Any) -> None:
+        # A restored state stays where it was loaded (often the CPU) until the next hook that uses it.
+        if self.cumulative is not None:
+            self.cumulative = [a.to(device) for a in self.cumulative]
+
     # ---- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The cumulative attention and the learned tasks (tensors are copied)."""
@@ -227,7 +234,11 @@ class HATPlugin(MethodPlugin[HATNet]):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned.
+
+        The attention stays on the device it was loaded to; the next experience (or
+        :meth:`consolidate`) moves it to the strategy's (the network's) device.
+        """
         cum = state["cumulative"]
         self.cumulative = None if cum is None else [torch.as_tensor(a).clone() for a in cum]
         self.trained_tasks = [int(t) for t in state["trained_tasks"]]

@@ -8,6 +8,23 @@ from ..models.piggyback import PiggybackNet
 from .base import MethodPlugin, require_new_task, restrict_optimizer, single_task_label
 
 
+def check_classes_fit(experience: Any, n_outputs: int) -> None:
+    """Raise ``ValueError`` if a class id of ``experience`` has no unit in a head of ``n_outputs`` units.
+
+    Each task's head has ``n_outputs`` units, indexed by the class ids the experience
+    carries. Avalanche's task-incremental streams keep the global class ids (``[1, 4]``)
+    unless built with ``class_ids_from_zero_in_each_exp=True``.
+    """
+    classes = sorted(int(c) for c in experience.classes_in_this_experience)
+    if classes and classes[-1] >= n_outputs:
+        raise ValueError(
+            f"experience classes {classes} do not fit PiggybackNet's heads of n_outputs={n_outputs} units: "
+            f"build PiggybackNet(..., n_outputs={classes[-1] + 1}) (one unit per class id; Avalanche's "
+            "task-incremental labels are global class ids), or number the classes from 0 in each experience "
+            "(nc_benchmark(..., class_ids_from_zero_in_each_exp=True))"
+        )
+
+
 class PiggybackPlugin(MethodPlugin[PiggybackNet]):
     """Train a :class:`~avalanche_ext.models.PiggybackNet` task by task.
 
@@ -44,12 +61,17 @@ class PiggybackPlugin(MethodPlugin[PiggybackNet]):
 
     Raises:
         ValueError: before an experience's first update, if it does not carry exactly one
-            task label the model has not learned.
+            task label the model has not learned, or if its class ids do not fit the heads
+            (a class id ``>= n_outputs`` of the ``PiggybackNet``).
         IncompatibleModelError: the strategy's model is not a ``PiggybackNet`` (before training).
     """
 
     model_type = PiggybackNet
     model_hint = "wrap your trained layers: avalanche_ext.models.PiggybackNet(backbone, feature_size, n_outputs)"
+
+    def before_train_dataset_adaptation(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        # before the model's adaptation, which would already add the task's head
+        check_classes_fit(strategy.experience, self._model(strategy).n_outputs)
 
     def before_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model = self._model(strategy)
@@ -62,4 +84,4 @@ class PiggybackPlugin(MethodPlugin[PiggybackNet]):
         self._model(strategy).consolidate(single_task_label(strategy.experience, "Piggyback"))
 
 
-__all__ = ["PiggybackPlugin"]
+__all__ = ["PiggybackPlugin", "check_classes_fit"]

@@ -194,6 +194,7 @@ class ProgressCompress(SupervisedTemplate):
     def _train_exp(self, experience: Any, eval_streams: Optional[Sequence] = None, **kwargs: Any) -> None:
         net: ProgressCompressNet = self.model
         net.attach_adaptors()
+        self.ewc.to(self.device)  # a restored state stays where it was loaded until now
         epochs = {}
         for phase, n_epochs in (("progress", self.progress_epochs), ("compress", self.compress_epochs)):
             self._enter_phase(phase)
@@ -310,7 +311,12 @@ class ProgressCompress(SupervisedTemplate):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore ``state_dict``; the model must already have the same heads (adapt it first)."""
+        """Restore ``state_dict`` into a strategy built like the saved one.
+
+        The model gets the saved task heads and adaptors (see
+        :class:`~avalanche_ext.models.ProgressCompressNet`); the online-EWC state stays
+        where it was loaded until the next experience moves it to the strategy's device.
+        """
         config = dict(state["config"])
         for key in ("progress_epochs", "compress_epochs"):
             if int(config[key]) < 1:

@@ -17,6 +17,8 @@ from avalanche_ext.registry import register
              "thres_emb": 6.0, "clip_grad": 10000.0},
     per_benchmark={"split_mnist5k": {"epochs": 10, "lr": 0.1}, "split_fmnist": {"epochs": 5, "lr": 0.1}},
     summary="per-task sigmoid gates on every layer; weights used by earlier tasks get no gradient",
+    # HAT gates a plain stack of layers; resnet18's residual connections and batch norm are not supported
+    choices={"arch": ("mlp", "cnn")},
 )
 def build(ctx):
     hp = ctx.hp

@@ -3,6 +3,7 @@
 from avalanche.models.packnet import PackNetModel
 from avalanche.training import PackNet
 
+from avalanche_ext.models.packnet import prepare_for_packnet
 from avalanche_ext.registry import register
 
 
@@ -37,7 +38,11 @@ def build(ctx):
     hp = ctx.hp
     if not 0 < hp.prune_proportion < 1:
         raise ValueError(f"prune_proportion must be in (0, 1), got {hp.prune_proportion}")
-    model = _PackNetMultiHead(ctx.model(multihead=True))
+    net = ctx.model(multihead=True)
+    # norm layers (arch=resnet18) are trained with the first task and frozen after it; layers without bias and
+    # restored models keep their isolation (see avalanche_ext.models.packnet)
+    prepare_for_packnet(net.features)
+    model = _PackNetMultiHead(net)
     return PackNet(model=model, optimizer=ctx.optimizer(model), post_prune_epochs=hp.post_prune_epochs,
                    prune_proportion=hp.prune_proportion,
                    # `epochs` of training, then `post_prune_epochs` of fine-tuning after pruning.

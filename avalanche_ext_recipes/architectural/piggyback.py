@@ -19,6 +19,6 @@ from avalanche_ext.registry import register
 def build(ctx):
     hp = ctx.hp
     net = ctx.model(multihead=False)
-    model = PiggybackNet(net.features, feature_size=hp.hidden, n_outputs=ctx.stream.n_outputs,
+    model = PiggybackNet(net.features, feature_size=net.classifier.in_features, n_outputs=ctx.stream.n_outputs,
                          threshold=hp.threshold, mask_scale=hp.mask_scale, copy=False)
     return Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=[PiggybackPlugin()]))
