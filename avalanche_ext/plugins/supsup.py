@@ -217,27 +217,28 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
         per_sample = self.infer_per == "sample" if per_sample is None else per_sample
         k = model.num_masks
         if k == 1:
-            return torch.zeros(x.shape[0], dtype=torch.long)
+            return torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         if self.inference == "exhaustive":
             with torch.no_grad():
-                return exhaustive_inference(lambda i: model(x, task=i), k, per_sample).cpu()
+                return exhaustive_inference(lambda i: model(x, task=i), k, per_sample)
 
         def superpose(alphas: torch.Tensor) -> torch.Tensor:
-            return model.superpose(x, alphas.to(x.device))
+            return model.superpose(x, alphas)
 
         if self.inference == "binary":
-            return binary_inference(superpose, k, x.shape[0], per_sample)
-        return oneshot_inference(superpose, k, x.shape[0], per_sample)[0]
+            return binary_inference(superpose, k, x.shape[0], per_sample, device=x.device)
+        return oneshot_inference(superpose, k, x.shape[0], per_sample, device=x.device)[0]
 
     def before_eval_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model = self._model(strategy)
         self._inferred = None
         if self.mode == "gg":
-            lut = torch.full((int(strategy.mb_task_id.max()) + 1,), model.num_masks, dtype=torch.long)
+            task_ids = strategy.mb_task_id
+            lut = torch.full((int(task_ids.max()) + 1,), model.num_masks, dtype=torch.long, device=task_ids.device)
             for label, slot in self.label_to_mask.items():
                 if label < len(lut) and slot < model.num_masks:
                     lut[label] = slot
-            model.use_task(lut[strategy.mb_task_id.cpu()])
+            model.use_task(lut[task_ids])
             return
         if model.num_masks == 0:
             model.use_task(model.num_masks)
