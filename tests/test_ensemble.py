@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
@@ -228,3 +229,59 @@ def test_recipe_task_il_never_forgets(tracking_uri):
     for i in range(5):  # the accuracy on a task is fixed once its member is trained
         assert all(matrix[j][i] == matrix[i][i] for j in range(i, 5))
     assert result["forgetting"] == 0.0
+
+
+# -- drop-in: the optimizer a user passes to any Avalanche strategy ------------------------------
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _stock(model: Ensemble, device: str = "cpu", lr: float = 0.01, plugin=None) -> Naive:
+    return Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4),
+                 criterion=nn.CrossEntropyLoss(), train_mb_size=32, train_epochs=1, eval_mb_size=256,
+                 device=device, plugins=[plugin or EnsemblePlugin()],
+                 evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]))
+
+
+def test_stock_naive_with_adam_over_model_parameters(task_stream):
+    torch.manual_seed(0)
+    model = _ensemble(2, "task")
+    assert sum(p.numel() for p in model.parameters()) > 0  # the first member waits in next_member
+    first = model.next_member
+    strategy = _stock(model)
+    strategy.train(task_stream.train_stream[0])
+    assert model.members[0] is first and model.next_member is None
+    after_first = _snapshot(model.members[0])
+    strategy.train(task_stream.train_stream[1])
+    opt = strategy.optimizer
+    assert {id(p) for g in opt.param_groups for p in g["params"]} == {id(p) for p in model.members[1].parameters()}
+    assert opt.param_groups[0]["lr"] == 0.01 and opt.param_groups[0]["weight_decay"] == 1e-4  # the user's settings
+    assert all(torch.equal(v, model.members[0].state_dict()[k]) for k, v in after_first.items())
+    acc = strategy.eval(task_stream.test_stream[:2])
+    assert all(acc[f"Top1_Acc_Exp/eval_phase/test_stream/Task00{i}/Exp00{i}"] > 0.8 for i in range(2))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_state_through_a_file_continues_identically_on_the_strategy_device(device, task_stream, tmp_path):
+    torch.manual_seed(0)
+    model = _ensemble(2, "task")
+    plugin = EnsemblePlugin()
+    strategy = _stock(model, device, plugin=plugin)
+    for exp in task_stream.train_stream[:2]:
+        strategy.train(exp)
+    path = tmp_path / "ensemble.pt"
+    torch.save({"model": model.state_dict(), "plugin": plugin.state_dict()}, path)
+    saved = torch.load(path)  # torch's default: weights only
+
+    fresh = _ensemble(2, "task")
+    fresh.load_state_dict(saved["model"])
+    fresh_plugin = EnsemblePlugin()
+    fresh_plugin.load_state_dict(saved["plugin"])
+    restored = _stock(fresh, device, plugin=fresh_plugin)
+    assert fresh_plugin.experience_members == plugin.experience_members == {0: 0, 1: 1}
+    for s in (strategy, restored):
+        torch.manual_seed(1)
+        s.train(task_stream.train_stream[2])
+    assert all(p.device.type == torch.device(device).type for p in fresh.parameters())
+    assert _snapshot(model).keys() == _snapshot(fresh).keys()
+    assert all(torch.equal(v, _snapshot(fresh)[k]) for k, v in _snapshot(model).items())
+    assert model.get_extra_state() == fresh.get_extra_state()
