@@ -95,6 +95,8 @@ class FunctionalTarget(nn.Module):
         self.param_shapes: list[tuple[int, ...]] = [tuple(p.shape) for _, p in template.named_parameters()]
         self._buffer_init = {n: b.detach().clone() for n, b in template.named_buffers()}
         self.buffer_names: list[str] = list(self._buffer_init)
+        # an empty, unsaved buffer that follows .to(): a new task's statistics are created on its device
+        self.register_buffer("_anchor", torch.empty(0), persistent=False)
 
     @property
     def num_params(self) -> int:
@@ -128,8 +130,7 @@ class FunctionalTarget(nn.Module):
         for name, init in self._buffer_init.items():
             key = prefix + name.replace(".", "__")
             if not hasattr(self, key):
-                ref = next(iter(self.buffers()), None)
-                self.register_buffer(key, init.clone().to(ref.device if ref is not None else init.device))
+                self.register_buffer(key, init.to(self._anchor.device, copy=True))
 
     def task_statistics(self, task: int) -> dict[str, torch.Tensor]:
         """The batch-norm buffers of ``task``, keyed by the network's buffer names."""

@@ -144,6 +144,14 @@ class MaskedLayer(Routed):
         self._clear_cache()
         return super()._apply(fn, *args, **kwargs)
 
+    def get_extra_state(self) -> dict[str, Any]:
+        """The seeds of later tasks' scores and the mask rule travel with the saved masks."""
+        return {"seed": self.seed, "index": self.index, "mask_mode": self.mask_mode, "sparsity": self.sparsity}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.seed, self.index = int(state["seed"]), int(state["index"])
+        self.mask_mode, self.sparsity = state["mask_mode"], float(state["sparsity"])
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
         n = 0
