@@ -282,8 +282,16 @@ class Recurrent(nn.Module):
         self.head = nn.Linear(8, 2)
 
 
+class Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+        self.scale = nn.Parameter(torch.ones(2))
+
+
 @pytest.mark.parametrize("net, match", [
-    (Recurrent(), "'rnn' \\(LSTM\\) is not supported"),
+    (Recurrent(), "module 'rnn' \\(LSTM\\) is not a layer the hypernetwork can generate: build the target"),
+    (Scaled(), "the network \\(Scaled\\) holds parameters or buffers of its own besides its submodules"),
     (nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2)), "'0' \\(Embedding\\)"),
     (build_network((1, 8, 8), 2, hidden=8, multihead=True), "DynamicModule"),
     (nn.Sequential(nn.Flatten(), nn.Linear(64, 4), nn.BatchNorm1d(4, track_running_stats=False)), "running"),

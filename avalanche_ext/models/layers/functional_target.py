@@ -44,7 +44,7 @@ def check_target(module: nn.Module) -> None:
     :func:`~avalanche_ext.models.build_network`).
     """
     for name, sub in module.named_modules():
-        where = f"layer {name!r} ({type(sub).__name__})" if name else f"the network ({type(sub).__name__})"
+        where = f"module {name!r} ({type(sub).__name__})" if name else f"the network ({type(sub).__name__})"
         if isinstance(sub, DynamicModule):
             raise UnsupportedTargetError(
                 f"{where} is an Avalanche DynamicModule; the hypernetwork already generates one set of "
@@ -59,9 +59,12 @@ def check_target(module: nn.Module) -> None:
             True for _ in sub.named_buffers(recurse=False)
         )
         if has_own or not any(True for _ in sub.children()):
+            what = "holds parameters or buffers of its own besides its submodules" if has_own and any(
+                True for _ in sub.children()) else "is not a layer the hypernetwork can generate"
             raise UnsupportedTargetError(
-                f"{where} is not supported by the hypernetwork's functional target network. Supported "
-                f"layers: {', '.join(sorted({t.__name__ for t in SUPPORTED_LAYERS}))}, and containers of them"
+                f"{where} {what}: build the target from supported layers "
+                f"({', '.join(sorted({t.__name__ for t in SUPPORTED_LAYERS}))}) and containers of them that hold "
+                "nothing else"
             )
     if not any(True for _ in module.parameters()):
         raise UnsupportedTargetError("the target network has no parameters to generate")
