@@ -17,6 +17,7 @@ from avalanche_ext.models import build_network
 from avalanche_ext.models.ensemble import MASKED_LOGIT, Ensemble
 from avalanche_ext.plugins import EnsemblePlugin, restrict_optimizer
 from avalanche_ext.runner import RunConfig, run
+from device_state import DEVICES, continue_each, devices_of, naive_on, same_state, through_file
 
 HIDDEN = 32
 
@@ -231,23 +232,17 @@ def test_recipe_task_il_never_forgets(tracking_uri):
     assert result["forgetting"] == 0.0
 
 
+
 # -- drop-in: the optimizer a user passes to any Avalanche strategy ------------------------------
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-def _stock(model: Ensemble, device: str = "cpu", lr: float = 0.01, plugin=None) -> Naive:
-    return Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4),
-                 criterion=nn.CrossEntropyLoss(), train_mb_size=32, train_epochs=1, eval_mb_size=256,
-                 device=device, plugins=[plugin or EnsemblePlugin()],
-                 evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]))
-
-
 def test_stock_naive_with_adam_over_model_parameters(task_stream):
     torch.manual_seed(0)
     model = _ensemble(2, "task")
     assert sum(p.numel() for p in model.parameters()) > 0  # the first member waits in next_member
     first = model.next_member
-    strategy = _stock(model)
+    strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-4),
+                     criterion=nn.CrossEntropyLoss(), train_mb_size=32, eval_mb_size=256,
+                     plugins=[EnsemblePlugin()], evaluator=EvaluationPlugin(accuracy_metrics(experience=True),
+                                                                             loggers=[]))
     strategy.train(task_stream.train_stream[0])
     assert model.members[0] is first and model.next_member is None
     after_first = _snapshot(model.members[0])
@@ -263,25 +258,15 @@ def test_stock_naive_with_adam_over_model_parameters(task_stream):
 @pytest.mark.parametrize("device", DEVICES)
 def test_state_through_a_file_continues_identically_on_the_strategy_device(device, task_stream, tmp_path):
     torch.manual_seed(0)
-    model = _ensemble(2, "task")
-    plugin = EnsemblePlugin()
-    strategy = _stock(model, device, plugin=plugin)
+    model, plugin = _ensemble(2, "task"), EnsemblePlugin()
+    strategy = naive_on(model, plugin, device, lr=0.01)
     for exp in task_stream.train_stream[:2]:
         strategy.train(exp)
-    path = tmp_path / "ensemble.pt"
-    torch.save({"model": model.state_dict(), "plugin": plugin.state_dict()}, path)
-    saved = torch.load(path)  # torch's default: weights only
-
-    fresh = _ensemble(2, "task")
+    saved = through_file(model, plugin, tmp_path / "ensemble.pt")
+    fresh, fresh_plugin = _ensemble(2, "task"), EnsemblePlugin()
     fresh.load_state_dict(saved["model"])
-    fresh_plugin = EnsemblePlugin()
     fresh_plugin.load_state_dict(saved["plugin"])
-    restored = _stock(fresh, device, plugin=fresh_plugin)
     assert fresh_plugin.experience_members == plugin.experience_members == {0: 0, 1: 1}
-    for s in (strategy, restored):
-        torch.manual_seed(1)
-        s.train(task_stream.train_stream[2])
-    assert all(p.device.type == torch.device(device).type for p in fresh.parameters())
-    assert _snapshot(model).keys() == _snapshot(fresh).keys()
-    assert all(torch.equal(v, _snapshot(fresh)[k]) for k, v in _snapshot(model).items())
-    assert model.get_extra_state() == fresh.get_extra_state()
+    continue_each([(model, plugin), (fresh, fresh_plugin)], task_stream.train_stream[2], device, lr=0.01)
+    assert devices_of(fresh) == {torch.device(device).type}
+    assert same_state(model.state_dict(), fresh.state_dict())

@@ -24,6 +24,7 @@ from avalanche_ext.functional.entropy import entropy
 from avalanche_ext.models import ChunkedHyperNetwork, FunctionalTarget, HyperNetClassifier, UnsupportedTargetError
 from avalanche_ext.metrics import task_inference_metrics
 from avalanche_ext.plugins import HypernetworkPlugin, IncompatibleModelError
+from device_state import DEVICES, continue_each, devices_of, naive_on, same_state, through_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(embedding_dim=16, chunk_size=600, chunk_embedding_dim=8, hidden=(16,))
@@ -353,39 +354,24 @@ def test_docs_example_runs():
     runpy.run_path(str(ROOT / "docs" / "examples" / "hnet.py"), run_name="__main__")
 
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_state_through_a_file_continues_identically_on_the_strategy_device(device, tmp_path):
     stream = build_benchmark("split_digits", "task", n_experiences=3, seed=0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
-
-    def strategy(model, plugin):
-        return Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
-                     criterion=nn.CrossEntropyLoss(), train_mb_size=32, train_epochs=1, device=device,
-                     evaluator=EvaluationPlugin(loggers=[]), plugins=[plugin])
-
     torch.manual_seed(0)
     model, plugin = HyperNetClassifier(net, **SMALL), HypernetworkPlugin(beta=0.5)
-    first = strategy(model, plugin)
+    first = naive_on(model, plugin, device)
     for exp in stream.train_stream[:2]:
         first.train(exp)
-    path = tmp_path / "hnet.pt"
-    torch.save({"model": model.state_dict(), "plugin": plugin.state_dict()}, path)
-    saved = torch.load(path)  # torch's default: weights only
-
+    saved = through_file(model, plugin, tmp_path / "hnet.pt")
     fresh, fresh_plugin = HyperNetClassifier(net, **SMALL), HypernetworkPlugin()
     fresh.load_state_dict(saved["model"])
     fresh_plugin.load_state_dict(saved["plugin"])
     penalties = []
-    for m, p in ((model, plugin), (fresh, fresh_plugin)):
-        torch.manual_seed(1)
-        strategy(m, p).train(stream.train_stream[2])
-        penalties.append(p.last_penalty)
+    for pair in ((model, plugin), (fresh, fresh_plugin)):
+        continue_each([pair], stream.train_stream[2], device)
+        penalties.append(pair[1].last_penalty)
     assert penalties[0] == penalties[1] > 0  # the restored targets of tasks 0 and 1 were used
-    assert {b.device.type for b in fresh.state_dict().values() if isinstance(b, torch.Tensor)} == \
-        {torch.device(device).type}
-    after, restored = model.state_dict(), fresh.state_dict()
-    assert after.keys() == restored.keys()
-    assert all(torch.equal(v, restored[k]) for k, v in after.items() if isinstance(v, torch.Tensor))
+    assert devices_of(fresh) == {torch.device(device).type}
+    assert same_state(model.state_dict(), fresh.state_dict())

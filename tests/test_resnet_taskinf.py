@@ -22,14 +22,6 @@ from avalanche_ext.registry import get_recipe
 SETTINGS = {"arch": "resnet18", "batch_size": 16, "epochs": 1, "eval_batch_size": 16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def fake_stream(scenario: str):
     """Two experiences of two classes, 16 RGB 32x32 training images each: one step per experience."""
     g = torch.Generator().manual_seed(0)

@@ -19,6 +19,7 @@ from avalanche_ext.functional.supsup import (
 from avalanche_ext.metrics import task_inference_metrics
 from avalanche_ext.models import SupSupNet, TaskBatchNorm, UnsupportedLayerError, build_network, build_supsup_network
 from avalanche_ext.plugins import IncompatibleModelError, SupSupPlugin
+from device_state import DEVICES, continue_each, devices_of, naive_on, same_state, through_file
 
 STREAM_TI = "TaskInference_Acc_Stream/eval_phase/test_stream"
 
@@ -58,12 +59,6 @@ def make_strategy(net, plugin, *, epochs=2, lr=1e-2, optimizer=None, eval_mb_siz
                      train_epochs=epochs, eval_mb_size=eval_mb_size, plugins=[plugin, recorder, *extra],
                      evaluator=EvaluationPlugin(*task_inference_metrics(), loggers=[]))
     return strategy, recorder
-
-
-def same_state(a, b):
-    """Two state dicts with the same keys, equal tensors and equal extra state."""
-    return a.keys() == b.keys() and all(torch.equal(v, b[k]) if isinstance(v, torch.Tensor) else v == b[k]
-                                        for k, v in a.items())
 
 
 def mlp(stream, hidden=100, batchnorm=False):
@@ -400,32 +395,19 @@ def test_unsupported_module_is_named_with_a_fix_and_never_called_a_layer(model, 
     assert any(fix in message for fix in ("Replace it", "Hold them", "build that convolution"))
 
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_state_through_a_file_continues_identically_on_the_strategy_device(device, split_task, tmp_path):
-    def strategy(model, plugin):
-        return Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
-                     criterion=nn.CrossEntropyLoss(), train_mb_size=32, train_epochs=1, device=device,
-                     evaluator=EvaluationPlugin(loggers=[]), plugins=[plugin])
-
     torch.manual_seed(0)
     net, plugin = build_supsup_network(cnn(split_task)), SupSupPlugin("gg")
-    first = strategy(net, plugin)
+    first = naive_on(net, plugin, device, lr=1e-2)
     for exp in split_task.train_stream[:2]:
         first.train(exp)
-    path = tmp_path / "supsup.pt"
-    torch.save({"model": net.state_dict(), "plugin": plugin.state_dict()}, path)
-    saved = torch.load(path)  # torch's default: weights only
-
+    saved = through_file(net, plugin, tmp_path / "supsup.pt")
     fresh, fresh_plugin = build_supsup_network(cnn(split_task), seed=5).to(device), SupSupPlugin("gg")
     fresh.load_state_dict(saved["model"])  # loaded into a model already on the device: new masks land there
     fresh_plugin.load_state_dict(saved["plugin"])
-    assert {b.device.type for b in fresh.state_dict().values() if isinstance(b, torch.Tensor)} == \
-        {torch.device(device).type}
-    for m, p in ((net, plugin), (fresh, fresh_plugin)):
-        torch.manual_seed(1)
-        strategy(m, p).train(split_task.train_stream[2])
+    assert devices_of(fresh) == {torch.device(device).type}
+    continue_each([(net, plugin), (fresh, fresh_plugin)], split_task.train_stream[2], device, lr=1e-2)
     assert fresh.num_masks == 3 and fresh_plugin.label_to_mask == plugin.label_to_mask == {0: 0, 1: 1, 2: 2}
     assert same_state(net.state_dict(), fresh.state_dict())

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from avalanche.models import MultiTaskModule
+from torch import nn
 
 
 def forward_by_task(module: MultiTaskModule, x: torch.Tensor, task_labels: Any, width: int) -> torch.Tensor:
@@ -30,4 +31,13 @@ def forward_by_task(module: MultiTaskModule, x: torch.Tensor, task_labels: Any, 
     return out
 
 
-__all__ = ["forward_by_task"]
+def described_modules(network: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """Every module of ``network`` with how an error message names it: ``module 'a.b' (Linear)``.
+
+    The network itself is ``the network (ClassName)``.
+    """
+    for name, m in network.named_modules():
+        yield (f"module {name!r} ({type(m).__name__})" if name else f"the network ({type(m).__name__})"), m
+
+
+__all__ = ["described_modules", "forward_by_task"]

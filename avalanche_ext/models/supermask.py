@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from ..functional.supsup import MaskMode
+from .common import described_modules
 from .layers.supermask import MaskedConv2d, MaskedLayer, MaskedLinear, Route, Routed, TaskBatchNorm, check_mask_args
 
 
@@ -207,8 +208,7 @@ def _reject_dynamic(spec: nn.Module) -> None:
 
     if isinstance(spec, SupSupNet):
         raise UnsupportedLayerError("the network is already a SupSupNet; pass it to SupSupPlugin as it is")
-    for name, m in spec.named_modules():
-        where = f"module '{name}' ({type(m).__name__})" if name else f"the network ({type(m).__name__})"
+    for where, m in described_modules(spec):
         if isinstance(m, MultiTaskModule):
             raise UnsupportedLayerError(
                 f"{where} is multi-head: SupSup needs no task heads, each task's mask on the shared output layer "

@@ -17,6 +17,8 @@ from avalanche.models import DynamicModule
 from torch import nn
 from torch.func import functional_call
 
+from ..common import described_modules
+
 #: Layers without parameters or buffers: run as they are.
 _STATELESS = (
     nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Identity,
@@ -43,8 +45,7 @@ def check_target(module: nn.Module) -> None:
     container whose ``forward`` only calls its children (``Sequential``, the networks of
     :func:`~avalanche_ext.models.build_network`).
     """
-    for name, sub in module.named_modules():
-        where = f"module {name!r} ({type(sub).__name__})" if name else f"the network ({type(sub).__name__})"
+    for where, sub in described_modules(module):
         if isinstance(sub, DynamicModule):
             raise UnsupportedTargetError(
                 f"{where} is an Avalanche DynamicModule; the hypernetwork already generates one set of "
