@@ -100,6 +100,7 @@ class MaskedLayer(Routed):
     def reset_scores(self, slot: int) -> None:
         """Fresh scores for task slot ``slot``: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, seeded."""
         bound = 1.0 / math.sqrt(self.fan_in)
+        # drawn on the CPU on purpose (a seeded CPU generator gives the same scores on every device), then moved
         fresh = torch.rand(self.shape, generator=_generator(self.seed, self.index, 1, slot)) * 2 * bound - bound
         self.scores.copy_(fresh.to(self.scores.device))
 
