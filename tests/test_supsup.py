@@ -349,6 +349,17 @@ def test_avalanche_simple_mlp_converts_and_keeps_learned_tasks(split_task):
     assert (before.argmax(1) == y0).float().mean() > 0.8
 
 
+def test_features_of_an_avalanche_multi_head_mlp_take_a_supermask_head():
+    from avalanche.models import MTSimpleMLP
+
+    net = build_supsup_network(nn.Sequential(nn.Flatten(), MTSimpleMLP(64, 32).features, nn.Linear(32, 10)))
+    net.start_task()
+    assert [m.shape for m in net.masked_layers] == [(32, 64), (10, 32)]
+    assert net(torch.randn(3, 1, 8, 8), task=0).shape == (3, 10)
+    with pytest.raises(UnsupportedLayerError, match="the network \\(MTSimpleMLP\\) is multi-head"):
+        build_supsup_network(MTSimpleMLP(64, 32))
+
+
 def test_user_module_keeps_its_forward_with_masked_weights():
     torch.manual_seed(0)
     user = Residual()

@@ -60,8 +60,10 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
     experiences learned so far). The number of masks after each training experience is
     published as ``SupSup_Masks/train_phase``.
 
-    The model must be a :class:`~avalanche_ext.models.supermask.SupSupNet` (build it with
-    :func:`~avalanche_ext.models.supermask.build_supsup_network`). Its only parameters are
+    The model must be a :class:`~avalanche_ext.models.supermask.SupSupNet`: convert your own
+    network (Avalanche's ``SimpleMLP``, a ResNet, any ``nn.Module`` of linear, convolution,
+    batch-norm and parameter-free modules; its ``forward`` is kept) with
+    :func:`~avalanche_ext.models.supermask.build_supsup_network`. Its only parameters are
     the live scores of the task being learned; the plugin resets the optimizer's state at
     each new task. Frozen masks are buffers: weight decay and momentum cannot reach them.
 
