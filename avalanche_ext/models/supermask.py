@@ -1,7 +1,9 @@
 """Supermask networks: fixed random signed-constant weights, one learned mask per task.
 
-A :class:`SupSupNet` is a flat stack of layers. Its :class:`MaskedLinear` and
-:class:`MaskedConv2d` layers (in :mod:`avalanche_ext.models.layers.supermask`) hold a *fixed* weight ``W`` (a buffer, never trained:
+A :class:`SupSupNet` holds a network's module tree, with its own ``forward``, in which
+every ``Linear`` and ``Conv2d`` became a supermask layer. Its :class:`MaskedLinear` and
+:class:`MaskedConv2d` layers (in :mod:`avalanche_ext.models.layers.supermask`) hold a
+*fixed* weight ``W`` (a buffer, never trained:
 ``W_ij = +-sqrt(2 / fan_in)`` with random signs) and one trainable score tensor ``S`` for
 the task being learned. The effective weight of task ``t`` is ``W * M_t`` with the binary
 mask ``M_t`` taken from ``S`` (threshold ``S >= 0`` or top-k on ``|S|``, with a
