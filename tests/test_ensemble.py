@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
@@ -16,6 +17,7 @@ from avalanche_ext.models import build_network
 from avalanche_ext.models.ensemble import MASKED_LOGIT, Ensemble
 from avalanche_ext.plugins import EnsemblePlugin, restrict_optimizer
 from avalanche_ext.runner import RunConfig, run
+from device_state import DEVICES, continue_each, devices_of, naive_on, same_state, through_file
 
 HIDDEN = 32
 
@@ -228,3 +230,43 @@ def test_recipe_task_il_never_forgets(tracking_uri):
     for i in range(5):  # the accuracy on a task is fixed once its member is trained
         assert all(matrix[j][i] == matrix[i][i] for j in range(i, 5))
     assert result["forgetting"] == 0.0
+
+
+
+# -- drop-in: the optimizer a user passes to any Avalanche strategy ------------------------------
+def test_stock_naive_with_adam_over_model_parameters(task_stream):
+    torch.manual_seed(0)
+    model = _ensemble(2, "task")
+    assert sum(p.numel() for p in model.parameters()) > 0  # the first member waits in next_member
+    first = model.next_member
+    strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-4),
+                     criterion=nn.CrossEntropyLoss(), train_mb_size=32, eval_mb_size=256,
+                     plugins=[EnsemblePlugin()], evaluator=EvaluationPlugin(accuracy_metrics(experience=True),
+                                                                             loggers=[]))
+    strategy.train(task_stream.train_stream[0])
+    assert model.members[0] is first and model.next_member is None
+    after_first = _snapshot(model.members[0])
+    strategy.train(task_stream.train_stream[1])
+    opt = strategy.optimizer
+    assert {id(p) for g in opt.param_groups for p in g["params"]} == {id(p) for p in model.members[1].parameters()}
+    assert opt.param_groups[0]["lr"] == 0.01 and opt.param_groups[0]["weight_decay"] == 1e-4  # the user's settings
+    assert all(torch.equal(v, model.members[0].state_dict()[k]) for k, v in after_first.items())
+    acc = strategy.eval(task_stream.test_stream[:2])
+    assert all(acc[f"Top1_Acc_Exp/eval_phase/test_stream/Task00{i}/Exp00{i}"] > 0.8 for i in range(2))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_state_through_a_file_continues_identically_on_the_strategy_device(device, task_stream, tmp_path):
+    torch.manual_seed(0)
+    model, plugin = _ensemble(2, "task"), EnsemblePlugin()
+    strategy = naive_on(model, plugin, device, lr=0.01)
+    for exp in task_stream.train_stream[:2]:
+        strategy.train(exp)
+    saved = through_file(model, plugin, tmp_path / "ensemble.pt")
+    fresh, fresh_plugin = _ensemble(2, "task"), EnsemblePlugin()
+    fresh.load_state_dict(saved["model"])
+    fresh_plugin.load_state_dict(saved["plugin"])
+    assert fresh_plugin.experience_members == plugin.experience_members == {0: 0, 1: 1}
+    continue_each([(model, plugin), (fresh, fresh_plugin)], task_stream.train_stream[2], device, lr=0.01)
+    assert devices_of(fresh) == {torch.device(device).type}
+    assert same_state(model.state_dict(), fresh.state_dict())

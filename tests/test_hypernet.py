@@ -24,6 +24,7 @@ from avalanche_ext.functional.entropy import entropy
 from avalanche_ext.models import ChunkedHyperNetwork, FunctionalTarget, HyperNetClassifier, UnsupportedTargetError
 from avalanche_ext.metrics import task_inference_metrics
 from avalanche_ext.plugins import HypernetworkPlugin, IncompatibleModelError
+from device_state import DEVICES, continue_each, devices_of, naive_on, same_state, through_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(embedding_dim=16, chunk_size=600, chunk_embedding_dim=8, hidden=(16,))
@@ -282,8 +283,16 @@ class Recurrent(nn.Module):
         self.head = nn.Linear(8, 2)
 
 
+class Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+        self.scale = nn.Parameter(torch.ones(2))
+
+
 @pytest.mark.parametrize("net, match", [
-    (Recurrent(), "'rnn' \\(LSTM\\) is not supported"),
+    (Recurrent(), "module 'rnn' \\(LSTM\\) is not a layer the hypernetwork can generate: build the target"),
+    (Scaled(), "the network \\(Scaled\\) holds parameters or buffers of its own besides its submodules"),
     (nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2)), "'0' \\(Embedding\\)"),
     (build_network((1, 8, 8), 2, hidden=8, multihead=True), "DynamicModule"),
     (nn.Sequential(nn.Flatten(), nn.Linear(64, 4), nn.BatchNorm1d(4, track_running_stats=False)), "running"),
@@ -343,3 +352,26 @@ def test_recipe_reports_the_compression_ratio():
 
 def test_docs_example_runs():
     runpy.run_path(str(ROOT / "docs" / "examples" / "hnet.py"), run_name="__main__")
+
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_state_through_a_file_continues_identically_on_the_strategy_device(device, tmp_path):
+    stream = build_benchmark("split_digits", "task", n_experiences=3, seed=0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+    torch.manual_seed(0)
+    model, plugin = HyperNetClassifier(net, **SMALL), HypernetworkPlugin(beta=0.5)
+    first = naive_on(model, plugin, device)
+    for exp in stream.train_stream[:2]:
+        first.train(exp)
+    saved = through_file(model, plugin, tmp_path / "hnet.pt")
+    fresh, fresh_plugin = HyperNetClassifier(net, **SMALL), HypernetworkPlugin()
+    fresh.load_state_dict(saved["model"])
+    fresh_plugin.load_state_dict(saved["plugin"])
+    penalties = []
+    for pair in ((model, plugin), (fresh, fresh_plugin)):
+        continue_each([pair], stream.train_stream[2], device)
+        penalties.append(pair[1].last_penalty)
+    assert penalties[0] == penalties[1] > 0  # the restored targets of tasks 0 and 1 were used
+    assert devices_of(fresh) == {torch.device(device).type}
+    assert same_state(model.state_dict(), fresh.state_dict())

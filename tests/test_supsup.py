@@ -19,6 +19,7 @@ from avalanche_ext.functional.supsup import (
 from avalanche_ext.metrics import task_inference_metrics
 from avalanche_ext.models import SupSupNet, TaskBatchNorm, UnsupportedLayerError, build_network, build_supsup_network
 from avalanche_ext.plugins import IncompatibleModelError, SupSupPlugin
+from device_state import DEVICES, continue_each, devices_of, naive_on, same_state, through_file
 
 STREAM_TI = "TaskInference_Acc_Stream/eval_phase/test_stream"
 
@@ -201,7 +202,7 @@ def test_state_round_trip(split_task):
     x = torch.stack([split_task.test_stream[1].dataset[i][0] for i in range(50)])
     for t in range(2):
         assert torch.equal(net(x, task=t), fresh(x, task=t))
-    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), fresh.state_dict().values()))
+    assert same_state(net.state_dict(), fresh.state_dict())
     # the restored pair keeps learning where it stopped
     strategy2, _ = make_strategy(fresh, fresh_plugin, epochs=1)
     strategy2.train(split_task.train_stream[2])
@@ -277,7 +278,7 @@ def test_bytes_per_task_and_batchnorm_are_per_task(split_task):
     n_weights = 8 * 1 * 3 * 3 + 2 * 8 * 4 * 4
     assert report["mask_bytes_per_task"] == sum(math.ceil(n / 8) for n in (72, 256))
     assert report["float32_bytes_per_task_equivalent"] == 4 * n_weights
-    bn = [m for m in net.layers if isinstance(m, TaskBatchNorm)]
+    bn = net.norm_layers
     assert len(bn) == 1 and not list(bn[0].parameters())  # non-affine
     net.start_task()
     net.freeze_task()
@@ -307,3 +308,117 @@ def test_recipe_rejects_gg_without_task_labels(tmp_path):
                       overrides={"mode": "gg"}, tracking_uri=f"sqlite:///{tmp_path}/m.db", progress=False))
 
 
+
+
+# ----- drop-in: any module tree with its own forward ------------------------------------------------
+class Residual(nn.Module):
+    """A user-written network: functional activations, a skip connection, a module used twice."""
+
+    def __init__(self, n_in=64, hidden=32, n_out=10):
+        super().__init__()
+        self.inp = nn.Linear(n_in, hidden)
+        self.block = nn.Sequential(nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden))
+        self.act = nn.ReLU()
+        self.head = nn.Linear(hidden, n_out)
+
+    def forward(self, x):
+        h = self.act(self.inp(x.flatten(1)))
+        h = self.act(h + self.block(h))
+        return self.head(self.act(h))
+
+
+def test_avalanche_simple_mlp_converts_and_keeps_learned_tasks(split_task):
+    from avalanche.models import SimpleMLP
+
+    torch.manual_seed(0)
+    user = SimpleMLP(num_classes=split_task.n_outputs, input_size=64, hidden_size=64, drop_rate=0.1)
+    user_state = {k: v.clone() for k, v in user.state_dict().items()}
+    net = build_supsup_network(user)
+    assert [type(m).__name__ for m in net.masked_layers] == ["MaskedLinear", "MaskedLinear"]
+    assert any(isinstance(m, nn.Dropout) for m in net.modules())  # parameter-free modules kept
+    assert all(torch.equal(v, user.state_dict()[k]) for k, v in user_state.items())  # the user's model untouched
+    strategy, rec = make_strategy(net, SupSupPlugin("gg"), epochs=2)
+    test = split_task.test_stream[:2]
+    strategy.train(split_task.train_stream[0])
+    strategy.eval(test)
+    before = torch.cat(rec.outputs[0])
+    strategy.train(split_task.train_stream[1])
+    strategy.eval(test)
+    assert torch.equal(before, torch.cat(rec.outputs[0]))
+    y0 = torch.tensor([int(test[0].dataset[i][1]) for i in range(len(test[0].dataset))])
+    assert (before.argmax(1) == y0).float().mean() > 0.8
+
+
+def test_features_of_an_avalanche_multi_head_mlp_take_a_supermask_head():
+    from avalanche.models import MTSimpleMLP
+
+    net = build_supsup_network(nn.Sequential(nn.Flatten(), MTSimpleMLP(64, 32).features, nn.Linear(32, 10)))
+    net.start_task()
+    assert [m.shape for m in net.masked_layers] == [(32, 64), (10, 32)]
+    assert net(torch.randn(3, 1, 8, 8), task=0).shape == (3, 10)
+    with pytest.raises(UnsupportedLayerError, match="the network \\(MTSimpleMLP\\) is multi-head"):
+        build_supsup_network(MTSimpleMLP(64, 32))
+
+
+def test_user_module_keeps_its_forward_with_masked_weights():
+    torch.manual_seed(0)
+    user = Residual()
+    user.shared = user.act  # the same module under two names stays one module
+    net = build_supsup_network(user)
+    body = net.body
+    assert type(body) is Residual and body.shared is body.act
+    assert len(net.masked_layers) == 3 and len(net.norm_layers) == 1
+    net.start_task()
+    net.eval()
+    x = torch.randn(5, 1, 8, 8)
+    w = [m.effective_weight(0) for m in (body.inp, body.block[0], body.head)]
+    bn = net.norm_layers[0]
+    h = torch.relu(x.flatten(1) @ w[0].T)
+    z = (h @ w[1].T - bn.mean_0) / torch.sqrt(bn.var_0 + bn.eps)
+    expected = torch.relu(torch.relu(h + z)) @ w[2].T
+    assert torch.allclose(net(x, task=0), expected, atol=1e-5)
+    # the route is handed over for one pass only: a layer called on its own asks for one
+    with pytest.raises(RuntimeError, match="without a task route"):
+        body.inp(x.flatten(1))
+
+
+class Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+        self.scale = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        return self.fc(x) * self.scale
+
+
+@pytest.mark.parametrize("model,where", [
+    (lambda: nn.Sequential(nn.Linear(8, 8), nn.Sequential(nn.ReLU(), nn.LayerNorm(8))), "module '1.1' (LayerNorm)"),
+    (lambda: nn.Sequential(nn.Linear(8, 8), Scaled()), "module '1' (Scaled)"),
+    (lambda: nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.Flatten()), "module '0' (Conv2d"),
+])
+def test_unsupported_module_is_named_with_a_fix_and_never_called_a_layer(model, where):
+    with pytest.raises(UnsupportedLayerError) as err:
+        build_supsup_network(model())
+    message = str(err.value)
+    assert where in message
+    assert "layer " + where.split("'")[1] not in message  # a module or container is not called a "layer"
+    assert any(fix in message for fix in ("Replace it", "Hold them", "build that convolution"))
+
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_state_through_a_file_continues_identically_on_the_strategy_device(device, split_task, tmp_path):
+    torch.manual_seed(0)
+    net, plugin = build_supsup_network(cnn(split_task)), SupSupPlugin("gg")
+    first = naive_on(net, plugin, device, lr=1e-2)
+    for exp in split_task.train_stream[:2]:
+        first.train(exp)
+    saved = through_file(net, plugin, tmp_path / "supsup.pt")
+    fresh, fresh_plugin = build_supsup_network(cnn(split_task), seed=5).to(device), SupSupPlugin("gg")
+    fresh.load_state_dict(saved["model"])  # loaded into a model already on the device: new masks land there
+    fresh_plugin.load_state_dict(saved["plugin"])
+    assert devices_of(fresh) == {torch.device(device).type}
+    continue_each([(net, plugin), (fresh, fresh_plugin)], split_task.train_stream[2], device, lr=1e-2)
+    assert fresh.num_masks == 3 and fresh_plugin.label_to_mask == plugin.label_to_mask == {0: 0, 1: 1, 2: 2}
+    assert same_state(net.state_dict(), fresh.state_dict())

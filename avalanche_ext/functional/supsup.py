@@ -13,7 +13,7 @@ Superposition", NeurIPS 2020, https://arxiv.org/abs/2006.14769.
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Callable, Literal, Union
 
 import torch
 from torch import Tensor
@@ -21,6 +21,7 @@ from torch import Tensor
 from .entropy import entropy
 
 MaskMode = Literal["threshold", "topk"]
+DeviceLike = Union[torch.device, str, None]
 
 
 def binary_mask(scores: Tensor, mode: MaskMode = "threshold", sparsity: float = 0.5) -> Tensor:
@@ -81,7 +82,8 @@ def _alpha_grad(superpose: Superpose, alphas: Tensor, per_sample: bool) -> Tenso
     return grad
 
 
-def oneshot_inference(superpose: Superpose, n_tasks: int, batch_size: int, per_sample: bool = True) -> tuple[Tensor, Tensor]:
+def oneshot_inference(superpose: Superpose, n_tasks: int, batch_size: int, per_sample: bool = True,
+                      device: DeviceLike = None) -> tuple[Tensor, Tensor]:
     """One-shot task inference: one gradient of the output entropy w.r.t. the mask weights.
 
     The network runs with the superposed mask ``sum_i alpha_i M_i``, ``alpha_i = 1/k``;
@@ -94,6 +96,7 @@ def oneshot_inference(superpose: Superpose, n_tasks: int, batch_size: int, per_s
         n_tasks: ``k``, the number of learned masks (``>= 1``).
         batch_size: ``B``.
         per_sample: infer a task per sample (``True``) or one for the whole batch.
+        device: where the mask weights ``alphas`` are created (that of the network's input).
 
     Returns:
         ``(tasks, grad)``: the inferred mask per sample, shape ``(B,)``, and the gradient
@@ -102,12 +105,13 @@ def oneshot_inference(superpose: Superpose, n_tasks: int, batch_size: int, per_s
     if n_tasks < 1:
         raise ValueError("task inference needs at least one learned mask")
     shape = (batch_size, n_tasks) if per_sample else (n_tasks,)
-    grad = _alpha_grad(superpose, torch.full(shape, 1.0 / n_tasks), per_sample)
+    grad = _alpha_grad(superpose, torch.full(shape, 1.0 / n_tasks, device=device), per_sample)
     tasks = grad.argmin(dim=-1)
     return (tasks if per_sample else tasks.expand(batch_size)), grad
 
 
-def binary_inference(superpose: Superpose, n_tasks: int, batch_size: int, per_sample: bool = True) -> Tensor:
+def binary_inference(superpose: Superpose, n_tasks: int, batch_size: int, per_sample: bool = True,
+                     device: DeviceLike = None) -> Tensor:
     """Binary-search task inference for many tasks: ``ceil(log2 k)`` entropy gradients.
 
     Start with every mask weighted ``1/k``; after each gradient keep the half of the
@@ -122,11 +126,11 @@ def binary_inference(superpose: Superpose, n_tasks: int, batch_size: int, per_sa
     if n_tasks < 1:
         raise ValueError("task inference needs at least one learned mask")
     rows = batch_size if per_sample else 1
-    alive = torch.ones(rows, n_tasks, dtype=torch.bool)
+    alive = torch.ones(rows, n_tasks, dtype=torch.bool, device=device)
     n_alive = n_tasks
     while n_alive > 1:
         alphas = alive.float() / n_alive
-        grad = _alpha_grad(superpose, alphas if per_sample else alphas[0], per_sample).view(rows, n_tasks).cpu()
+        grad = _alpha_grad(superpose, alphas if per_sample else alphas[0], per_sample).view(rows, n_tasks)
         grad = grad.masked_fill(~alive, float("inf"))
         n_alive = (n_alive + 1) // 2
         keep = grad.topk(n_alive, dim=1, largest=False).indices

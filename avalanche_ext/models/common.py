@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from avalanche.models import IncrementalClassifier, MultiHeadClassifier, MultiTaskModule
@@ -80,4 +80,13 @@ def grow_heads_to_state(module: nn.Module, state: Mapping[str, torch.Tensor], pr
     return sorted(found)
 
 
-__all__ = ["forward_by_task", "grow_heads_to_state"]
+def described_modules(network: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """Every module of ``network`` with how an error message names it: ``module 'a.b' (Linear)``.
+
+    The network itself is ``the network (ClassName)``.
+    """
+    for name, m in network.named_modules():
+        yield (f"module {name!r} ({type(m).__name__})" if name else f"the network ({type(m).__name__})"), m
+
+
+__all__ = ["described_modules", "forward_by_task", "grow_heads_to_state"]

@@ -58,6 +58,11 @@ class Ensemble(MultiTaskModule):
     A task label without a member (task mode), or an ensemble without members, yields all-zero
     outputs.
 
+    The member of the first experience is built with the ensemble and waits in
+    :attr:`next_member` until :meth:`add_member` takes it, so ``model.parameters()`` is not
+    empty and the usual ``torch.optim.Adam(model.parameters())`` works;
+    :class:`~avalanche_ext.plugins.EnsemblePlugin` points the optimizer at each new member.
+
     Attributes:
         last_members: class mode: for each row of the last combined forward pass, the index
             of the member that gives the predicted class the highest probability; ``None``
@@ -84,15 +89,17 @@ class Ensemble(MultiTaskModule):
         self.frozen: list[bool] = []
         self.active: Optional[int] = None
         self.last_members: Optional[torch.Tensor] = None
+        # an empty, unsaved buffer that follows .to(): new members are created on its device
+        self.register_buffer("_anchor", torch.empty(0), persistent=False)
+        #: The first experience's member, built now so that the optimizer has parameters to hold.
+        self.next_member: Optional[nn.Module] = self._make_member()
 
     # -- structure ---------------------------------------------------------------------------
     def _make_member(self) -> nn.Module:
         member = self.member_factory()
         if not isinstance(member, nn.Module):
             raise ValueError(f"member_factory returned {type(member).__name__}, not an nn.Module")
-        if self.members:
-            member = member.to(next(self.members[0].parameters()).device)
-        return member
+        return member.to(self._anchor.device)
 
     def add_member(self, task: int, classes: Sequence[int]) -> int:
         """Freeze every existing member and add a fresh one for ``task`` / ``classes``; returns its index.
@@ -113,7 +120,9 @@ class Ensemble(MultiTaskModule):
             )
         for i in range(len(self.members)):
             self.freeze_member(i)
-        self.members.append(self._make_member())
+        member = self.next_member if self.next_member is not None else self._make_member()
+        self.next_member = None
+        self.members.append(member)
         self.member_tasks.append(task)
         self.member_classes.append(classes)
         self.frozen.append(False)
@@ -185,12 +194,10 @@ class Ensemble(MultiTaskModule):
     def memory_report(self) -> dict[str, int]:
         """Parameters and bytes of one member: what every further experience adds.
 
-        Before the first member exists, one is built to be measured (the global random
-        state is left as it was, so the members' initialisation does not change).
+        Before the first experience, the waiting :attr:`next_member` is measured.
         """
-        if self.members:
-            member = self.members[0]
-        else:
+        member = self.members[0] if self.members else self.next_member
+        if member is None:  # no member at all (a saved state without one): measure a fresh one
             with torch.random.fork_rng():
                 member = self._make_member()
         params = list(member.parameters())
@@ -222,6 +229,8 @@ class Ensemble(MultiTaskModule):
         if state is not None:
             while len(self.members) < len(state["tasks"]):
                 self.members.append(self._make_member())
+            if not any(k.startswith(prefix + "next_member.") for k in state_dict):
+                self.next_member = None  # the saved ensemble had already given its first member a task
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
 

@@ -1,7 +1,9 @@
 """Supermask networks: fixed random signed-constant weights, one learned mask per task.
 
-A :class:`SupSupNet` is a flat stack of layers. Its :class:`MaskedLinear` and
-:class:`MaskedConv2d` layers (in :mod:`avalanche_ext.models.layers.supermask`) hold a *fixed* weight ``W`` (a buffer, never trained:
+A :class:`SupSupNet` holds a network's module tree, with its own ``forward``, in which
+every ``Linear`` and ``Conv2d`` became a supermask layer. Its :class:`MaskedLinear` and
+:class:`MaskedConv2d` layers (in :mod:`avalanche_ext.models.layers.supermask`) hold a
+*fixed* weight ``W`` (a buffer, never trained:
 ``W_ij = +-sqrt(2 / fan_in)`` with random signs) and one trainable score tensor ``S`` for
 the task being learned. The effective weight of task ``t`` is ``W * M_t`` with the binary
 mask ``M_t`` taken from ``S`` (threshold ``S >= 0`` or top-k on ``|S|``, with a
@@ -36,7 +38,8 @@ import torch
 from torch import Tensor, nn
 
 from ..functional.supsup import MaskMode
-from .layers.supermask import MaskedConv2d, MaskedLayer, MaskedLinear, Route, TaskBatchNorm, check_mask_args
+from .common import described_modules
+from .layers.supermask import MaskedConv2d, MaskedLayer, MaskedLinear, Route, Routed, TaskBatchNorm, check_mask_args
 
 
 class UnsupportedLayerError(ValueError):
@@ -44,7 +47,12 @@ class UnsupportedLayerError(ValueError):
 
 
 class SupSupNet(nn.Module):
-    """A flat stack of supermask layers and parameter-free layers; see the module docstring.
+    """A network whose supermask layers take one mask per task; see the module docstring.
+
+    The network is the user's module tree with its ``Linear`` / ``Conv2d`` turned into
+    supermask layers and its batch norms into per-task :class:`TaskBatchNorm`; the tree's own
+    ``forward`` runs unchanged. Before each pass the net hands the task route to every
+    supermask and batch-norm module it holds.
 
     Example:
         >>> from torch import nn
@@ -53,12 +61,19 @@ class SupSupNet(nn.Module):
         >>> _ = net.freeze_task()            # ... then keep its mask: task 0 is now fixed
         >>> net(torch.zeros(2, 1, 8, 8), task=0).shape
         torch.Size([2, 10])
+
+    Args:
+        body: the converted module tree (what :func:`build_supsup_network` returns holds it),
+            or a list of modules run one after the other.
+
+    Raises:
+        ValueError: ``body`` holds no ``MaskedLinear`` or ``MaskedConv2d``.
     """
 
-    def __init__(self, layers: Iterable[nn.Module]):
+    def __init__(self, body: Union[nn.Module, Iterable[nn.Module]]):
         super().__init__()
-        self.layers = nn.ModuleList(layers)
-        if not any(isinstance(m, MaskedLayer) for m in self.layers):
+        self.body = body if isinstance(body, nn.Module) else nn.Sequential(*body)
+        if not self.masked_layers:
             raise ValueError("a SupSupNet needs at least one MaskedLinear or MaskedConv2d layer")
         self.register_buffer("n_frozen", torch.zeros((), dtype=torch.long))
         self._route: Optional[Route] = None
@@ -70,11 +85,13 @@ class SupSupNet(nn.Module):
 
     @property
     def masked_layers(self) -> list[MaskedLayer]:
-        return [m for m in self.layers if isinstance(m, MaskedLayer)]
+        """The supermask layers, in the order of the module tree."""
+        return [m for m in self.body.modules() if isinstance(m, MaskedLayer)]
 
     @property
     def norm_layers(self) -> list[TaskBatchNorm]:
-        return [m for m in self.layers if isinstance(m, TaskBatchNorm)]
+        """The per-task batch norms, in the order of the module tree."""
+        return [m for m in self.body.modules() if isinstance(m, TaskBatchNorm)]
 
     # ----- task life cycle ------------------------------------------------------
     def start_task(self) -> int:
@@ -109,14 +126,14 @@ class SupSupNet(nn.Module):
 
     def _run(self, x: Tensor, route: Route) -> Tensor:
         live = isinstance(route, int) and route == self.num_masks
-        for layer in self.layers:
-            if isinstance(layer, MaskedLayer):
-                x = layer(x, route)
-            elif isinstance(layer, TaskBatchNorm):
-                x = layer(x, route, live)
-            else:
-                x = layer(x)
-        return x
+        routed = [m for m in self.body.modules() if isinstance(m, Routed)]
+        for m in routed:
+            m.route, m.live = route, live
+        try:
+            return self.body(x)
+        finally:  # no route (and no autograd graph of superposition weights) outlives the pass
+            for m in routed:
+                m.route = None
 
     def forward(self, x: Tensor, task: Optional[Route] = None) -> Tensor:
         """Logits of ``x`` through one mask per sample.
@@ -182,91 +199,132 @@ class SupSupNet(nn.Module):
 
 
 # ----- builder ------------------------------------------------------------------------------
-_PARAMETER_FREE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.Flatten, nn.Identity,
-                   nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Dropout)
-SUPPORTED_LAYERS = ("Linear, Conv2d (groups=1, zero padding), BatchNorm1d/2d (made non-affine and per task), "
-                    "and the parameter-free " + ", ".join(c.__name__ for c in _PARAMETER_FREE))
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+SUPPORTED_LAYERS = ("Linear and Conv2d (groups=1, zero padding) become supermask layers; BatchNorm1d/2d/3d "
+                    "becomes non-affine batch norm with running statistics per task; modules without parameters "
+                    "(activations, Flatten, Dropout, pooling, Identity, ...) and containers are kept as they are")
 
 
-def _flatten(spec: Any, prefix: str = "") -> list[tuple[str, nn.Module]]:
-    from avalanche.models import MultiHeadClassifier, MultiTaskModule
+def _reject_dynamic(spec: nn.Module) -> None:
+    from avalanche.models import DynamicModule, MultiTaskModule
 
-    if isinstance(spec, (list, tuple)):
-        out = []
-        for i, m in enumerate(spec):
-            out += _flatten(m, f"{prefix}{i}.")
-        return out
     if isinstance(spec, SupSupNet):
         raise UnsupportedLayerError("the network is already a SupSupNet; pass it to SupSupPlugin as it is")
-    if isinstance(spec, (MultiTaskModule, MultiHeadClassifier)):
+    for where, m in described_modules(spec):
+        if isinstance(m, MultiTaskModule):
+            raise UnsupportedLayerError(
+                f"{where} is multi-head: SupSup needs no task heads, each task's mask on the shared output layer "
+                "acts as its head; pass a single-head network (e.g. build_network(..., multihead=False), or the "
+                "'features' of an Avalanche MTSimpleMLP followed by an nn.Linear)")
+        if isinstance(m, DynamicModule):
+            raise UnsupportedLayerError(
+                f"{where} is an Avalanche DynamicModule, which changes its layers during training; SupSup's "
+                "layers are fixed: pass a network whose output layer is an nn.Linear with one unit per class")
+
+
+def _converted(name: str, m: nn.Module, kw: dict[str, Any], extra: int) -> Optional[nn.Module]:
+    """The supermask counterpart of leaf ``m``; ``None`` for modules kept as they are."""
+    if isinstance(m, nn.Linear):
+        return MaskedLinear(m.in_features, m.out_features + extra, **kw)
+    if isinstance(m, nn.Conv2d):
+        if m.groups != 1 or m.padding_mode != "zeros":
+            raise UnsupportedLayerError(
+                f"module '{name}' ({m}): SupSup supports Conv2d with groups=1 and padding_mode='zeros' only; "
+                "build that convolution with those settings")
+        return MaskedConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, **kw)
+    if isinstance(m, _NORMS):
+        return TaskBatchNorm(m.num_features, m.eps, m.momentum if m.momentum is not None else 0.1)
+    own = [n for n, _ in m.named_parameters(recurse=False)]
+    if own:
         raise UnsupportedLayerError(
-            f"{prefix or 'the network'} is a multi-head {type(spec).__name__}: SupSup needs no task heads, "
-            "each task's mask on the shared output layer acts as its head; build a single-head network "
-            "(e.g. build_network(..., multihead=False))")
-    if isinstance(spec, nn.Sequential):
-        out = []
-        for name, m in spec.named_children():
-            out += _flatten(m, f"{prefix}{name}.")
-        return out
-    if type(spec).__name__ == "Classifier" and hasattr(spec, "features") and hasattr(spec, "classifier"):
-        return _flatten(spec.features, f"{prefix}features.") + _flatten(spec.classifier, f"{prefix}classifier.")
-    if not isinstance(spec, nn.Module):
-        raise UnsupportedLayerError(f"cannot build a SupSup network from {type(spec).__name__}: "
-                                    "pass an nn.Sequential or a list of layers")
-    return [(prefix.rstrip(".") or type(spec).__name__, spec)]
+            f"SupSup cannot convert module '{name or type(m).__name__}' ({type(m).__name__}): its parameters "
+            f"({', '.join(own)}) would be shared by every task and change with each one. Replace it by supported "
+            f"modules, or apply it outside the network (e.g. precompute its output). Supported: {SUPPORTED_LAYERS}")
+    return None
 
 
 def build_supsup_network(spec: Union[nn.Module, Sequence[nn.Module]], *, mask_mode: MaskMode = "threshold",
                          sparsity: float = 0.5, seed: int = 0, extra_outputs: int = 0) -> SupSupNet:
-    """Turn an ordinary layer stack into a :class:`SupSupNet`.
+    """Turn an ordinary network into a :class:`SupSupNet`, keeping its ``forward``.
 
-    ``Linear`` and ``Conv2d`` become supermask layers of the same shape (their trained
+    The network is copied and every module of the copy is visited: ``Linear`` and
+    ``Conv2d`` are replaced in place by supermask layers of the same shape (their trained
     weights and biases are discarded: SupSup uses fixed random signed constants and no
-    bias); ``BatchNorm1d/2d`` become non-affine per-task :class:`TaskBatchNorm`;
-    parameter-free layers are kept. Anything else raises :class:`UnsupportedLayerError`
-    naming the layer, before any training.
+    bias); ``BatchNorm1d/2d/3d`` by non-affine :class:`TaskBatchNorm` with running
+    statistics per task (a learned task's statistics are frozen with its mask); modules
+    without parameters (activations, ``Flatten``, ``Dropout``, pooling) and containers stay
+    as they are, so the network's own ``forward`` still runs: Avalanche's ``SimpleMLP``, a
+    ResNet, or any ``nn.Module`` of these parts. A module holding other trained
+    parameters raises :class:`UnsupportedLayerError` naming it, before any training. The
+    network passed in is left untouched.
 
     Args:
-        spec: an ``nn.Sequential`` (nested ones are flattened), a list of layers, or a
-            network from :func:`avalanche_ext.models.build_network` with ``multihead=False``.
+        spec: an ``nn.Module`` (any tree of the supported modules, with its own ``forward``)
+            or a list of modules run one after the other.
         mask_mode: ``"threshold"`` (``M = 1[S >= 0]``) or ``"topk"`` (keep the largest ``|S|``).
         sparsity: fraction of weights removed per layer in ``topk`` mode.
         seed: seed of the fixed weights and score initialisations.
-        extra_outputs: "superfluous" output units appended to the last ``Linear`` layer.
-            They are never a target, so training pushes their logits down on the task's
-            own data; on another task's data they are not, which sharpens the entropy
-            signal that task inference relies on (the paper's superfluous neurons).
+        extra_outputs: "superfluous" output units appended to the last ``Linear`` layer (the
+            last one registered, which must be the output layer and the last weighted
+            one). They are never a target, so training pushes their logits down on the
+            task's own data; on another task's data they are not, which sharpens the
+            entropy signal that task inference relies on (the paper's superfluous neurons).
             Predictions still come from the argmax over all outputs.
+
+    Raises:
+        UnsupportedLayerError: a module with parameters SupSup cannot mask, a grouped or
+            non-zero-padded ``Conv2d``, a multi-head or other Avalanche dynamic module, a
+            network without any ``Linear``/``Conv2d``, or ``extra_outputs`` on a network
+            whose last weighted layer is not a ``Linear``.
+        ValueError: a bad ``mask_mode``, ``sparsity`` or ``extra_outputs``.
     """
     check_mask_args(mask_mode, sparsity)
     if extra_outputs < 0:
         raise ValueError(f"extra_outputs must be >= 0, got {extra_outputs}")
-    modules = _flatten(spec)
-    weighted = [i for i, (_, m) in enumerate(modules) if isinstance(m, (nn.Linear, nn.Conv2d))]
-    if extra_outputs and (not weighted or not isinstance(modules[weighted[-1]][1], nn.Linear)):
+    if isinstance(spec, (list, tuple)):
+        spec = nn.Sequential(*spec)
+    if not isinstance(spec, nn.Module):
+        raise UnsupportedLayerError(f"cannot build a SupSup network from a {type(spec).__name__}: "
+                                    "pass an nn.Module or a list of modules")
+    _reject_dynamic(spec)
+    body = copy.deepcopy(spec)
+    # every place a module sits, in the order of the tree (a module used twice is converted once, stays shared)
+    tree = list(body.named_modules(remove_duplicate=False))
+    owners = dict(tree)
+    weighted = [m for _, m in tree if isinstance(m, (nn.Linear, nn.Conv2d))]
+    if not weighted:
+        raise UnsupportedLayerError(f"{type(spec).__name__} has no Linear or Conv2d module for SupSup to mask")
+    if extra_outputs and not isinstance(weighted[-1], nn.Linear):
         raise UnsupportedLayerError("extra_outputs needs the last weighted layer to be a Linear layer")
-    layers: list[nn.Module] = []
-    index = 0
-    for pos, (name, m) in enumerate(modules):
-        kw = dict(mask_mode=mask_mode, sparsity=sparsity, seed=seed, index=index)
-        if isinstance(m, nn.Linear):
-            extra = extra_outputs if pos == weighted[-1] else 0
-            layers.append(MaskedLinear(m.in_features, m.out_features + extra, **kw))
-            index += 1
-        elif isinstance(m, nn.Conv2d):
-            if m.groups != 1 or m.padding_mode != "zeros":
-                raise UnsupportedLayerError(f"layer {name} ({m}): only Conv2d with groups=1 and zero padding is supported")
-            layers.append(MaskedConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
-                                       m.dilation, **kw))
-            index += 1
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            layers.append(TaskBatchNorm(m.num_features, m.eps, m.momentum if m.momentum is not None else 0.1))
-        elif type(m) in _PARAMETER_FREE:
-            layers.append(copy.deepcopy(m))
+    done: dict[int, Optional[nn.Module]] = {}
+    for name, m in tree:
+        if id(m) not in done:
+            if list(m.children()):
+                done[id(m)] = _check_container(name, m)
+            else:
+                kw = dict(mask_mode=mask_mode, sparsity=sparsity, seed=seed,
+                          index=sum(isinstance(c, MaskedLayer) for c in done.values()))
+                done[id(m)] = _converted(name, m, kw, extra_outputs if m is weighted[-1] else 0)
+        new = done[id(m)]
+        if new is None:
+            continue
+        if not name:  # the network is a single layer
+            body = new
         else:
-            raise UnsupportedLayerError(
-                f"SupSup cannot convert layer {name} ({type(m).__name__}); supported layers: {SUPPORTED_LAYERS}")
-    return SupSupNet(layers)
+            parent, _, child = name.rpartition(".")
+            owners[parent]._modules[child] = new
+    return SupSupNet(body)
+
+
+def _check_container(name: str, m: nn.Module) -> Optional[nn.Module]:
+    """A container may hold modules, but no parameters of its own (they would be shared by every task)."""
+    own = [n for n, _ in m.named_parameters(recurse=False)]
+    if own:
+        raise UnsupportedLayerError(
+            f"SupSup cannot convert module '{name or type(m).__name__}' ({type(m).__name__}): besides its "
+            f"submodules it holds parameters of its own ({', '.join(own)}), which every task would share and "
+            "change. Hold them in a supported submodule (e.g. an nn.Linear) or drop them")
+    return None  # kept as it is
 
 
 __all__ = ["SUPPORTED_LAYERS", "SupSupNet", "UnsupportedLayerError", "build_supsup_network"]

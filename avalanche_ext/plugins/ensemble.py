@@ -17,7 +17,9 @@ class EnsemblePlugin(MethodPlugin[Ensemble]):
     and never touches it again, so there is no forgetting by construction; the cost is one
     network per experience. Before each training experience the plugin freezes every
     existing member, adds a fresh member for the experience's task label and classes, and
-    restricts the optimizer to the new member's parameters (its state reset). After the
+    points the strategy's optimizer (whatever the user built, e.g.
+    ``Adam(model.parameters())``) at the new member: its parameter groups keep their
+    settings and hold only the new member's parameters, its state reset. After the
     experience the new member is frozen too.
 
     Loss: the ordinary cross-entropy of the new member on the current experience,
@@ -38,7 +40,7 @@ class EnsemblePlugin(MethodPlugin[Ensemble]):
     Example:
         >>> from avalanche.training import Naive
         >>> model = Ensemble(lambda: build_network((1, 8, 8), 2), n_outputs=2, mode="task")
-        >>> opt = torch.optim.Adam([{"params": []}], lr=1e-3)   # members arrive later
+        >>> opt = torch.optim.Adam(model.parameters(), lr=1e-3)   # re-pointed at each new member
         >>> strategy = Naive(model=model, optimizer=opt, criterion=torch.nn.CrossEntropyLoss(),
         ...                  plugins=[EnsemblePlugin()])
         >>> for exp in stream.train_stream: strategy.train(exp)

@@ -100,6 +100,9 @@ class HypernetworkPlugin(MethodPlugin[HyperNetClassifier]):
             self.last_penalty = 0.0
             return
         hnet = strategy.model.hnet
+        device = hnet.chunk_embeddings.device
+        if any(t.device != device for t in self.targets.values()):  # restored by load_state_dict elsewhere
+            self.targets = {k: t.to(device) for k, t in self.targets.items()}
         delta = None
         if self.lookahead:
             delta = lookahead_delta(strategy.loss, hnet, strategy.optimizer)
@@ -123,7 +126,11 @@ class HypernetworkPlugin(MethodPlugin[HyperNetClassifier]):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned.
+
+        The targets stay on the device they were loaded to and move to the model's device
+        at their next use.
+        """
         self.beta = float(state["beta"])
         self.lookahead = bool(state["lookahead"])
         self.trained_tasks = [int(t) for t in state["trained_tasks"]]

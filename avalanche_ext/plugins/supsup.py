@@ -60,8 +60,10 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
     experiences learned so far). The number of masks after each training experience is
     published as ``SupSup_Masks/train_phase``.
 
-    The model must be a :class:`~avalanche_ext.models.supermask.SupSupNet` (build it with
-    :func:`~avalanche_ext.models.supermask.build_supsup_network`). Its only parameters are
+    The model must be a :class:`~avalanche_ext.models.supermask.SupSupNet`: convert your own
+    network (Avalanche's ``SimpleMLP``, a ResNet, any ``nn.Module`` of linear, convolution,
+    batch-norm and parameter-free modules; its ``forward`` is kept) with
+    :func:`~avalanche_ext.models.supermask.build_supsup_network`. Its only parameters are
     the live scores of the task being learned; the plugin resets the optimizer's state at
     each new task. Frozen masks are buffers: weight decay and momentum cannot reach them.
 
@@ -217,27 +219,28 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
         per_sample = self.infer_per == "sample" if per_sample is None else per_sample
         k = model.num_masks
         if k == 1:
-            return torch.zeros(x.shape[0], dtype=torch.long)
+            return torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         if self.inference == "exhaustive":
             with torch.no_grad():
-                return exhaustive_inference(lambda i: model(x, task=i), k, per_sample).cpu()
+                return exhaustive_inference(lambda i: model(x, task=i), k, per_sample)
 
         def superpose(alphas: torch.Tensor) -> torch.Tensor:
-            return model.superpose(x, alphas.to(x.device))
+            return model.superpose(x, alphas)
 
         if self.inference == "binary":
-            return binary_inference(superpose, k, x.shape[0], per_sample)
-        return oneshot_inference(superpose, k, x.shape[0], per_sample)[0]
+            return binary_inference(superpose, k, x.shape[0], per_sample, device=x.device)
+        return oneshot_inference(superpose, k, x.shape[0], per_sample, device=x.device)[0]
 
     def before_eval_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model = self._model(strategy)
         self._inferred = None
         if self.mode == "gg":
-            lut = torch.full((int(strategy.mb_task_id.max()) + 1,), model.num_masks, dtype=torch.long)
+            task_ids = strategy.mb_task_id
+            lut = torch.full((int(task_ids.max()) + 1,), model.num_masks, dtype=torch.long, device=task_ids.device)
             for label, slot in self.label_to_mask.items():
                 if label < len(lut) and slot < model.num_masks:
                     lut[label] = slot
-            model.use_task(lut[strategy.mb_task_id.cpu()])
+            model.use_task(lut[task_ids])
             return
         if model.num_masks == 0:
             model.use_task(model.num_masks)

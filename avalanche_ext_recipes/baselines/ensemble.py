@@ -23,6 +23,6 @@ def build(ctx):
         return ctx.model(multihead=False)
 
     model = Ensemble(member, ctx.stream.n_outputs, mode=mode, combine=ctx.hp.combine)
-    # The ensemble has no parameters yet: each experience's member is put in the optimizer by the plugin.
-    optimizer = ctx.optimizer([{"params": []}])
+    # the optimizer starts on the first member; the plugin points it at each new member
+    optimizer = ctx.optimizer(model)
     return Naive(model=model, optimizer=optimizer, **ctx.strategy_args(plugins=[EnsemblePlugin()]))

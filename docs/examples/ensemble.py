@@ -19,7 +19,7 @@ for scenario, mode in (("task", "task"), ("class", "class")):
                      n_outputs=stream.n_outputs, mode=mode, combine="mean_softmax")
     strategy = Naive(
         model=model,
-        optimizer=torch.optim.Adam([{"params": []}], lr=1e-3),  # each new member is put in by the plugin
+        optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),  # the plugin points it at each new member
         criterion=torch.nn.CrossEntropyLoss(), train_mb_size=32, train_epochs=5, eval_mb_size=256,
         plugins=[EnsemblePlugin()],
         evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]),

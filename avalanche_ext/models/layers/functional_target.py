@@ -17,6 +17,8 @@ from avalanche.models import DynamicModule
 from torch import nn
 from torch.func import functional_call
 
+from ..common import described_modules
+
 #: Layers without parameters or buffers: run as they are.
 _STATELESS = (
     nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Identity,
@@ -43,8 +45,7 @@ def check_target(module: nn.Module) -> None:
     container whose ``forward`` only calls its children (``Sequential``, the networks of
     :func:`~avalanche_ext.models.build_network`).
     """
-    for name, sub in module.named_modules():
-        where = f"layer {name!r} ({type(sub).__name__})" if name else f"the network ({type(sub).__name__})"
+    for where, sub in described_modules(module):
         if isinstance(sub, DynamicModule):
             raise UnsupportedTargetError(
                 f"{where} is an Avalanche DynamicModule; the hypernetwork already generates one set of "
@@ -59,9 +60,12 @@ def check_target(module: nn.Module) -> None:
             True for _ in sub.named_buffers(recurse=False)
         )
         if has_own or not any(True for _ in sub.children()):
+            what = "holds parameters or buffers of its own besides its submodules" if has_own and any(
+                True for _ in sub.children()) else "is not a layer the hypernetwork can generate"
             raise UnsupportedTargetError(
-                f"{where} is not supported by the hypernetwork's functional target network. Supported "
-                f"layers: {', '.join(sorted({t.__name__ for t in SUPPORTED_LAYERS}))}, and containers of them"
+                f"{where} {what}: build the target from supported layers "
+                f"({', '.join(sorted({t.__name__ for t in SUPPORTED_LAYERS}))}) and containers of them that hold "
+                "nothing else"
             )
     if not any(True for _ in module.parameters()):
         raise UnsupportedTargetError("the target network has no parameters to generate")
@@ -95,6 +99,8 @@ class FunctionalTarget(nn.Module):
         self.param_shapes: list[tuple[int, ...]] = [tuple(p.shape) for _, p in template.named_parameters()]
         self._buffer_init = {n: b.detach().clone() for n, b in template.named_buffers()}
         self.buffer_names: list[str] = list(self._buffer_init)
+        # an empty, unsaved buffer that follows .to(): a new task's statistics are created on its device
+        self.register_buffer("_anchor", torch.empty(0), persistent=False)
 
     @property
     def num_params(self) -> int:
@@ -128,8 +134,7 @@ class FunctionalTarget(nn.Module):
         for name, init in self._buffer_init.items():
             key = prefix + name.replace(".", "__")
             if not hasattr(self, key):
-                ref = next(iter(self.buffers()), None)
-                self.register_buffer(key, init.clone().to(ref.device if ref is not None else init.device))
+                self.register_buffer(key, init.to(self._anchor.device, copy=True))
 
     def task_statistics(self, task: int) -> dict[str, torch.Tensor]:
         """The batch-norm buffers of ``task``, keyed by the network's buffer names."""

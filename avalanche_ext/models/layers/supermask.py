@@ -6,7 +6,8 @@ trained: ``W_ij = +-sqrt(2 / fan_in)`` with random signs) and one trainable scor
 binary mask ``M_t`` taken from ``S`` (threshold ``S >= 0`` or top-k on ``|S|``, with a
 straight-through gradient). A finished task's mask is frozen into a buffer with one bit per
 weight. :class:`TaskBatchNorm` is non-affine batch norm with running statistics per task.
-:class:`~avalanche_ext.models.SupSupNet` stacks them.
+:class:`~avalanche_ext.models.SupSupNet` holds them in a module tree and sets their task
+route (:class:`Routed`) before each forward pass.
 
 Paper: Wortsman et al., "Supermasks in Superposition", NeurIPS 2020,
 https://arxiv.org/abs/2006.14769.
@@ -34,6 +35,25 @@ def check_mask_args(mask_mode: str, sparsity: float) -> None:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
 
 
+class Routed(nn.Module):
+    """A module whose forward needs a task route; the owning network sets ``route`` before it runs.
+
+    This lets a supermask layer sit anywhere in a user's module tree, whose ``forward``
+    calls it as ``layer(x)`` with no route.
+    """
+
+    route: Optional[Route]
+    live: bool = True
+
+    def _routed(self, route: Optional[Route]) -> Route:
+        if route is None:
+            route = self.route
+        if route is None:
+            raise RuntimeError(f"{type(self).__name__} was called without a task route: run it through its "
+                               "SupSupNet (net(x, task=...)) or pass the route explicitly")
+        return route
+
+
 def _generator(*keys: int) -> torch.Generator:
     seed = 0
     for k in keys:
@@ -41,7 +61,7 @@ def _generator(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-class MaskedLayer(nn.Module):
+class MaskedLayer(Routed):
     """Common part of :class:`MaskedLinear` and :class:`MaskedConv2d`.
 
     Buffers: ``weight`` (fixed signed constants) and ``mask_0 .. mask_{k-1}`` (packed
@@ -72,6 +92,7 @@ class MaskedLayer(nn.Module):
         self.n_masks = 0
         self._dense: dict[int, Tensor] = {}
         self._stack: Optional[Tensor] = None
+        self.route: Optional[Route] = None
         self.reset_scores(0)
 
     # ----- masks ----------------------------------------------------------------
@@ -79,6 +100,7 @@ class MaskedLayer(nn.Module):
     def reset_scores(self, slot: int) -> None:
         """Fresh scores for task slot ``slot``: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, seeded."""
         bound = 1.0 / math.sqrt(self.fan_in)
+        # drawn on the CPU on purpose (a seeded CPU generator gives the same scores on every device), then moved
         fresh = torch.rand(self.shape, generator=_generator(self.seed, self.index, 1, slot)) * 2 * bound - bound
         self.scores.copy_(fresh.to(self.scores.device))
 
@@ -123,12 +145,21 @@ class MaskedLayer(nn.Module):
         self._clear_cache()
         return super()._apply(fn, *args, **kwargs)
 
+    def get_extra_state(self) -> dict[str, Any]:
+        """The seeds of later tasks' scores and the mask rule travel with the saved masks."""
+        return {"seed": self.seed, "index": self.index, "mask_mode": self.mask_mode, "sparsity": self.sparsity}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.seed, self.index = int(state["seed"]), int(state["index"])
+        self.mask_mode, self.sparsity = state["mask_mode"], float(state["sparsity"])
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
         n = 0
         while f"{prefix}mask_{n}" in state_dict:
-            if f"mask_{n}" not in self._buffers:
-                self.register_buffer(f"mask_{n}", torch.empty_like(state_dict[f"{prefix}mask_{n}"]))
+            if f"mask_{n}" not in self._buffers:  # created where the model is; the load copies into it
+                self.register_buffer(f"mask_{n}", torch.empty_like(state_dict[f"{prefix}mask_{n}"],
+                                                                   device=self.weight.device))
             n += 1
         for extra in range(n, self.n_masks):
             del self._buffers[f"mask_{extra}"]
@@ -148,7 +179,9 @@ class MaskedLayer(nn.Module):
             return self.weight * self.live_mask()
         return self.weight * self.frozen_mask(route)
 
-    def forward(self, x: Tensor, route: Route) -> Tensor:
+    def forward(self, x: Tensor, route: Optional[Route] = None) -> Tensor:
+        """``x`` through the weight of ``route``; ``None`` takes the route the owning network set."""
+        route = self._routed(route)
         if isinstance(route, Tensor) and route.dim() == 2:
             return self._per_sample(x, route.to(x.device, x.dtype))
         return self._apply_weight(x, self.effective_weight(route))
@@ -206,7 +239,7 @@ class MaskedConv2d(MaskedLayer):
                 f"padding={self.padding}, mask_mode={self.mask_mode}, masks={self.n_masks}")
 
 
-class TaskBatchNorm(nn.Module):
+class TaskBatchNorm(Routed):
     """Non-affine batch norm with running statistics per task (buffers ``mean_i``, ``var_i``).
 
     A route to task ``i`` normalises with task ``i``'s statistics (updated in training
@@ -217,10 +250,14 @@ class TaskBatchNorm(nn.Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
         self.n_slots = 0
+        self.route: Optional[Route] = None
+        self.live = True
+        # an empty, unsaved buffer that follows .to(): new statistics are created on its device
+        self.register_buffer("_anchor", torch.empty(0), persistent=False)
 
     def ensure(self, n: int) -> None:
         """Make sure statistics exist for slots ``0 .. n-1``."""
-        device = next(iter(self._buffers.values())).device if self._buffers else None
+        device = self._anchor.device
         while self.n_slots < n:
             self.register_buffer(f"mean_{self.n_slots}", torch.zeros(self.num_features, device=device))
             self.register_buffer(f"var_{self.n_slots}", torch.ones(self.num_features, device=device))
@@ -235,8 +272,13 @@ class TaskBatchNorm(nn.Module):
     def slot_bytes(self) -> int:
         return 2 * self.num_features * 4
 
-    def forward(self, x: Tensor, route: Route, live: bool = True) -> Tensor:
-        """Normalise ``x``; running statistics are updated only for the live slot in training mode."""
+    def forward(self, x: Tensor, route: Optional[Route] = None, live: Optional[bool] = None) -> Tensor:
+        """Normalise ``x``; running statistics are updated only for the live slot in training mode.
+
+        ``route`` / ``live`` default to what the owning network set (:attr:`route`, :attr:`live`).
+        """
+        live = self.live if live is None else live
+        route = self._routed(route)
         if isinstance(route, Tensor):
             return F.batch_norm(x, None, None, training=True, eps=self.eps)
         self.ensure(route + 1)
@@ -259,4 +301,4 @@ class TaskBatchNorm(nn.Module):
         return f"{self.num_features}, affine=False, per_task=True, slots={self.n_slots}"
 
 
-__all__ = ["MaskedConv2d", "MaskedLayer", "MaskedLinear", "Route", "TaskBatchNorm", "check_mask_args"]
+__all__ = ["MaskedConv2d", "MaskedLayer", "MaskedLinear", "Route", "Routed", "TaskBatchNorm", "check_mask_args"]
