@@ -58,8 +58,8 @@ def plan(cfg: TaxonomyConfig) -> tuple[list[RunConfig], list[dict[str, str]]]:
                 skipped.append({"recipe": recipe.name, "scenario": scenario,
                                 "reason": f"{recipe.name} supports {'/'.join(recipe.scenarios)} only"})
                 continue
-            own = {k: v for k, v in cfg.overrides.items() if k in recipe.defaults(cfg.benchmark)}
-            recipe.resolve(cfg.benchmark, own)  # bad settings fail before anything runs
+            own = {k: v for k, v in cfg.overrides.items() if k in recipe.defaults(cfg.benchmark, scenario)}
+            recipe.resolve(cfg.benchmark, own, scenario=scenario)  # bad settings fail before anything runs
             for seed in range(cfg.seeds):
                 jobs.append(RunConfig(recipe.name, **{**cfg.shared(), "overrides": own}, scenario=scenario, seed=seed,
                                       progress=cfg.progress))

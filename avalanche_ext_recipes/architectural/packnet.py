@@ -11,6 +11,7 @@ from avalanche_ext.registry import register
     family="architectural",
     paper="Mallya & Lazebnik, PackNet: Adding Multiple Tasks to a Single Network by Iterative Pruning, CVPR 2018, arXiv:1711.05769",
     scenarios=("task",),
+    grid={"lr": (1e-3, 3e-3), "prune_proportion": (0.5, 0.75)},
     hparams={"post_prune_epochs": 1, "prune_proportion": 0.5},
     summary="iterative magnitude pruning; each task owns a frozen subset of weights",
 )

@@ -12,6 +12,7 @@ from avalanche_ext.registry import register
     # Avalanche 0.6.0's MIR drops from its replay pool every class of the last minibatch of the
     # previous experience: with the labels every experience reuses (task/domain-IL) it replays nothing.
     scenarios=("class",),
+    grid={"lr": (1e-3, 3e-3), "subsample": (50, 100)},
     hparams={"mem_size": 200, "subsample": 50, "batch_size_mem": 10},
     per_benchmark={"split_mnist5k": {"mem_size": 500}, "permuted_mnist5k": {"mem_size": 500},
                    "split_fmnist": {"mem_size": 500}},
