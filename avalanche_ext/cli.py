@@ -154,6 +154,14 @@ def cmd_select(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else 0
 
 
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboards import write_pages
+
+    for path in write_pages(args.root, out=args.out, references=args.references, fidelity=args.fidelity):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .report.compare import compare_reports
 
@@ -252,6 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="reuse the runs OUT/<benchmark>/runs.csv already holds; continue unfinished ones from "
                          "their checkpoints")
     sp.set_defaults(func=cmd_select)
+
+    sp = sub.add_parser("leaderboard", help="write the leaderboard of each benchmark and the fidelity page from "
+                                            "the committed reports (runs nothing)")
+    sp.add_argument("--root", default=".", help="the repository whose docs/results reports are read")
+    sp.add_argument("--out", default="docs/results/leaderboards", help="folder of the leaderboard pages")
+    sp.add_argument("--references", default="docs/results/references.yaml", help="the published numbers")
+    sp.add_argument("--fidelity", default="docs/results/fidelity.md", help="the fidelity page to write")
+    sp.set_defaults(func=cmd_leaderboard)
 
     sp = sub.add_parser("compare", help="two taxonomy reports side by side (e.g. from scratch vs pretrained)")
     sp.add_argument("report_a", help="folder of a taxonomy report (has summary.json)")

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                  "avalanche_ext.training")),
     ("runner", ("avalanche_ext.runner", "avalanche_ext.checkpoint", "avalanche_ext.run")),
     ("entry", ("avalanche_ext.cli", "avalanche_ext.taxonomy", "avalanche_ext.sweep", "avalanche_ext.selection",
-               "avalanche_ext.executors",
+               "avalanche_ext.leaderboards", "avalanche_ext.executors",
                "avalanche_ext._preload", "avalanche_ext.runs",
                "avalanche_ext.ray_executor")),
 ]
