@@ -57,7 +57,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     recipes = all_recipes(args.family)
     if args.json:
         print(json.dumps([{"name": r.name, "family": r.family, "paper": r.paper, "scenarios": list(r.scenarios),
-                           "summary": r.summary} for r in recipes]))
+                           "summary": r.summary, "grid": r.grid, "selected": r.selected} for r in recipes]))
+        return 0
+    if args.settings:
+        for r in recipes:
+            print(f"{r.name}: grid " + " x ".join(f"{k} {list(v)}" for k, v in r.grid.items()))
+            for where, entry in sorted(r.selected.items()):
+                chosen = ", ".join(f"{k}={v}" for k, v in entry["settings"].items())
+                print(f"  {where:24} {chosen}  (record: {entry.get('record', '-')})")
+            if not r.selected:
+                print("  no selection yet: the recipe's own settings apply")
         return 0
     print(f"{'recipe':20} {'family':15} {'scenarios':20} summary / paper")
     for r in recipes:
@@ -113,7 +122,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import SweepConfig, parse_grid, run_sweep, sweep_table, write_sweep_record
 
     cfg = SweepConfig(
-        **_shared(args), **_fan_out(args), recipe=args.recipe, grid=parse_grid(args.grid), scenario=args.scenario,
+        **_shared(args), **_fan_out(args), recipe=args.recipe, grid=parse_grid(args.grid) if args.grid else None,
+        scenario=args.scenario,
     )
     rows = run_sweep(cfg)
     table = sweep_table(cfg, rows)
@@ -124,6 +134,33 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"record written to {args.out}")
     if args.json:
         print(json.dumps({"recipe": cfg.recipe, "benchmark": cfg.benchmark, "best": rows[0], "rows": rows}))
+    return 0
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from .selection import SelectConfig, run_select
+
+    cfg = SelectConfig(
+        **_shared(args), **_fan_out(args), recipes=[r for r in (args.recipes or "").split(",") if r] or None,
+        scenarios=[s for s in (args.scenarios or "").split(",") if s] or None, out=args.out,
+        selected_file=args.selected_file, resume=args.resume, checkpoint_root=args.checkpoint_dir,
+        command="avalanche-ext " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None,
+    )
+    summaries = run_select(cfg)
+    for s in summaries:
+        best = s["rows"][s["best"]] if s["best"] is not None else None
+        chosen = ", ".join(f"{k}={best[k]}" for k in s["keys"]) if best else "nothing (failed runs)"
+        print(f"{s['recipe']:26} {s['scenario']:6} {chosen}  record {s['record']}")
+    print(f"selected settings written to {cfg.selected_file}", file=sys.stderr)
+    failed = any(r["n_failed"] for s in summaries for r in s["rows"])
+    return EXIT_FAILED if failed else 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboards import write_pages
+
+    for path in write_pages(args.root, out=args.out, references=args.references, fidelity=args.fidelity):
+        print(f"wrote {path}")
     return 0
 
 
@@ -171,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("list", help="list recipes")
     sp.add_argument("--family", default=None)
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--settings", action="store_true",
+                    help="each recipe's validation grid and the settings selected on it, with their record")
     sp.set_defaults(func=cmd_list)
 
     sp = sub.add_parser("run", help="run one recipe")
@@ -195,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("recipe")
     common(sp)
     sp.add_argument("--scenario", default=None, choices=["class", "task", "domain"])
-    sp.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="values to try")
+    sp.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                    help="values to try (default: the recipe's declared grid)")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed override")
     sp.add_argument("--seeds", type=int, default=1)
     executor_options(sp)
@@ -203,6 +243,33 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write the table, with the command that made it, as a Markdown record")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_sweep)
+
+    sp = sub.add_parser("select", help="every recipe's declared grid on the validation split (the same budget for "
+                                       "all); writes records and the selected settings")
+    common(sp)
+    sp.add_argument("--recipes", default=None, help="comma-separated subset (default: every recipe)")
+    sp.add_argument("--scenarios", default=None, help="comma-separated subset of class,task,domain")
+    sp.add_argument("--seeds", type=int, default=2, help="seeds 0..K-1 of every configuration")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="fixed override of every recipe that has it (not of a searched setting)")
+    executor_options(sp)
+    sp.add_argument("--out", default="docs/results/validation",
+                    help="records go to OUT/<benchmark>/<recipe>_<scenario>.md, finished runs to OUT/<benchmark>/runs.csv")
+    sp.add_argument("--selected-file", default="avalanche_ext_recipes/selected.json",
+                    help="the selected-settings file to update")
+    sp.add_argument("--checkpoint-dir", default=".avalanche-ext/select", help="checkpoints of unfinished runs")
+    sp.add_argument("--resume", action="store_true",
+                    help="reuse the runs OUT/<benchmark>/runs.csv already holds; continue unfinished ones from "
+                         "their checkpoints")
+    sp.set_defaults(func=cmd_select)
+
+    sp = sub.add_parser("leaderboard", help="write the leaderboard of each benchmark and the fidelity page from "
+                                            "the committed reports (runs nothing)")
+    sp.add_argument("--root", default=".", help="the repository whose docs/results reports are read")
+    sp.add_argument("--out", default="docs/results/leaderboards", help="folder of the leaderboard pages")
+    sp.add_argument("--references", default="docs/results/references.yaml", help="the published numbers")
+    sp.add_argument("--fidelity", default="docs/results/fidelity.md", help="the fidelity page to write")
+    sp.set_defaults(func=cmd_leaderboard)
 
     sp = sub.add_parser("compare", help="two taxonomy reports side by side (e.g. from scratch vs pretrained)")
     sp.add_argument("report_a", help="folder of a taxonomy report (has summary.json)")

@@ -13,6 +13,7 @@ import numpy as np
 from .executors import FanOutSettings, dispatch
 from .logging import Tracking
 from .registry import get_recipe
+from .report.stats import STD_CONVENTION, fmt, mean_std
 from .runner import RunConfig, validate
 
 
@@ -24,7 +25,7 @@ class SweepConfig(FanOutSettings):
     """
 
     recipe: str
-    grid: dict[str, list[str]]
+    grid: Optional[dict[str, list[Any]]] = None  # None: the recipe's declared grid
     scenario: Optional[str] = None
     experiment: str = "avalanche-ext-sweeps"
     validation: bool = True
@@ -46,10 +47,15 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
 
 
 def run_sweep(cfg: SweepConfig) -> list[dict[str, Any]]:
-    """Run every grid point (on the validation split) and return them best first."""
+    """Run every grid point (on the validation split) and return them best first.
+
+    Without ``cfg.grid``, the recipe's declared grid is searched (and set as ``cfg.grid``)."""
     recipe = get_recipe(cfg.recipe)
     if not cfg.validation:
         raise ValueError("a sweep chooses hyper-parameters on the validation split: it needs validation=True")
+    if not cfg.grid:
+        recipe.grid_points()  # raises when the recipe declares no grid
+        cfg.grid = {k: list(v) for k, v in recipe.grid.items()}
     keys = list(cfg.grid)
     points = [dict(zip(keys, combo)) for combo in itertools.product(*(cfg.grid[k] for k in keys))]
     jobs = []
@@ -73,19 +79,30 @@ def run_sweep(cfg: SweepConfig) -> list[dict[str, Any]]:
               file=sys.stderr, flush=True)
 
     dispatch(jobs, on_result, cfg.executor, workers=cfg.workers, address=cfg.address, cpus_per_task=cfg.cpus_per_task)
-    rows = [{**dict(zip(keys, key)), "val_acc_mean": float(np.mean(v)), "val_acc_std": float(np.std(v)), "n": len(v)}
-            for key, v in results.items()]
+    rows = []
+    for key, accs in results.items():
+        mean, std = mean_std(accs)
+        rows.append({**dict(zip(keys, key)), "val_acc_mean": mean, "val_acc_std": std, "n": len(accs),
+                     "n_failed": sum(np.isnan(a) for a in accs)})
     rows.sort(key=lambda r: -np.nan_to_num(r["val_acc_mean"], nan=-1.0))
     return rows
 
 
 def sweep_table(cfg: SweepConfig, rows: list[dict[str, Any]]) -> str:
-    """The grid as a Markdown table, best first (validation accuracy in %, mean ± std over seeds)."""
-    keys = list(cfg.grid)
-    lines = ["| " + " | ".join(keys + ["val acc (%)", "runs"]) + " |", "|" + "---|" * (len(keys) + 2)]
-    for r in rows:
-        acc = f"{100 * r['val_acc_mean']:.2f} ± {100 * r['val_acc_std']:.2f}"
-        lines.append("| " + " | ".join([str(r[k]) for k in keys] + [acc, str(r["n"])]) + " |")
+    """The grid as a Markdown table, best first (validation accuracy in %, mean ± sample std over seeds)."""
+    return grid_table(list(cfg.grid), rows)
+
+
+def grid_table(keys: list[str], rows: list[dict[str, Any]], marks: Optional[list[str]] = None) -> str:
+    """Grid points as a Markdown table: their ``keys``, validation accuracy (mean ± sample std, in %), runs
+    and, with ``marks``, a last column per row (``chosen``, ``current``)."""
+    head = keys + ["val acc (%)", "runs"] + (["selection"] if marks else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, r in enumerate(rows):
+        failed = r.get("n_failed", 0)
+        runs = f"{r['n'] - failed} ({failed} failed)" if failed else str(r["n"])
+        cells = [str(r[k]) for k in keys] + [fmt(r["val_acc_mean"], r["val_acc_std"], digits=2), runs]
+        lines.append("| " + " | ".join(cells + ([marks[i]] if marks else [])) + " |")
     return "\n".join(lines)
 
 
@@ -95,7 +112,7 @@ def write_sweep_record(path: str, cfg: SweepConfig, rows: list[dict[str, Any]], 
     fixed = ", ".join(f"`{k}={v}`" for k, v in cfg.overrides.items()) or "none"
     text = (f"# `{cfg.recipe}` on `{cfg.benchmark}`, {scenario}\n\n"
             f"Validation split carved from the training data (the test stream is never used); "
-            f"{cfg.seeds} seed(s); fixed settings: {fixed}.\n\n"
+            f"{cfg.seeds} seed(s); fixed settings: {fixed}; {STD_CONVENTION}.\n\n"
             f"```bash\n{command}\n```\n\n{sweep_table(cfg, rows)}\n")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from .executors import EXECUTORS, FanOutSettings, default_workers, dispatch
 from .logging import Tracking
 from .registry import all_recipes, get_recipe
 from .report.tables import ResultTable
-from .runner import RunConfig
+from .runner import RunConfig, validate
 
 
 @dataclass(kw_only=True)
@@ -58,8 +58,8 @@ def plan(cfg: TaxonomyConfig) -> tuple[list[RunConfig], list[dict[str, str]]]:
                 skipped.append({"recipe": recipe.name, "scenario": scenario,
                                 "reason": f"{recipe.name} supports {'/'.join(recipe.scenarios)} only"})
                 continue
-            own = {k: v for k, v in cfg.overrides.items() if k in recipe.defaults(cfg.benchmark)}
-            recipe.resolve(cfg.benchmark, own)  # bad settings fail before anything runs
+            own = {k: v for k, v in cfg.overrides.items() if k in recipe.defaults(cfg.benchmark, scenario)}
+            recipe.resolve(cfg.benchmark, own, scenario=scenario)  # bad settings fail before anything runs
             for seed in range(cfg.seeds):
                 jobs.append(RunConfig(recipe.name, **{**cfg.shared(), "overrides": own}, scenario=scenario, seed=seed,
                                       progress=cfg.progress))
@@ -74,23 +74,48 @@ def settings_key(cfg: TaxonomyConfig) -> dict[str, Any]:
 
 
 def _reuse_finished(cfg: TaxonomyConfig, out: Path, jobs: list[RunConfig], table: ResultTable) -> list[RunConfig]:
-    """Put the runs an earlier report finished into ``table``; return the jobs still to run."""
+    """Put the runs an earlier report finished into ``table``; return the jobs still to run.
+
+    A finished run is reused when the earlier report recorded the same hyper-parameters for its recipe
+    and scenario (a report that recorded none is run again: its settings may predate a selection); the
+    earlier rows of recipes and scenarios this call does not plan stay in the report, so that
+    ``--recipes`` adds to it."""
     import json
 
     summary = out / "summary.json"
+    earlier_hparams: dict[str, Any] = {}
     if summary.is_file():
-        earlier = json.loads(summary.read_text()).get("settings")
+        data = json.loads(summary.read_text())
+        earlier = data.get("settings")
         if earlier is not None and earlier != json.loads(json.dumps(settings_key(cfg))):
             raise ValueError(f"--resume: the report in {out} was made with other settings ({earlier}); "
                              f"use another --out or drop --resume")
+        earlier_hparams = data.get("hparams") or {}
     finished = ResultTable.read_finished(out / "results.csv")
-    todo = []
+    todo, changed = [], set()
     for job in jobs:
+        pair = f"{job.recipe}/{job.scenario}"
         result = finished.get((job.recipe, job.scenario, job.seed))
+        if result is not None and earlier_hparams.get(pair) != json.loads(json.dumps(table.hparams[pair])):
+            changed.add(pair)
+            result = None
         if result is None:
             todo.append(job)
         else:
             table.add(job, result)
+    planned = {(job.recipe, job.scenario) for job in jobs}
+    if (out / "results.csv").is_file() and summary.is_file():
+        kept = ResultTable.load(out)
+        for row in kept.rows:
+            if (row["recipe"], row["scenario"]) not in planned:
+                table.rows.append(row)
+        table.matrices.update({k: v for k, v in kept.matrices.items() if k not in planned})
+        table.hparams.update({k: v for k, v in earlier_hparams.items() if tuple(k.split("/")) not in planned})
+        table.skipped += [s for s in kept.skipped if (s["recipe"], s["scenario"]) not in planned
+                          and s not in table.skipped]
+    if changed:
+        print(f"--resume: {out} recorded other (or no) hyper-parameters for {', '.join(sorted(changed))}: "
+              f"run again", file=sys.stderr, flush=True)
     print(f"--resume: {len(jobs) - len(todo)} run(s) already finished in {out}, {len(todo)} to run",
           file=sys.stderr, flush=True)
     return todo
@@ -120,6 +145,7 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
     client.log_param(parent_id, "command", " ".join(sys.argv[1:])[:5000] or "python api")
 
     table = ResultTable(cfg.benchmark, skipped=skipped)
+    table.hparams = {f"{job.recipe}/{job.scenario}": validate(job).hp.to_dict() for job in jobs}  # as run
     out = Path(cfg.out or Path("reports") / cfg.benchmark)
     for job in jobs:
         job.checkpoint_dir = str((out / "checkpoints").resolve())

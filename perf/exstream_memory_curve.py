@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from avalanche_ext.benchmarks.online import online_train_stream  # noqa: E402
 from avalanche_ext.evaluation import stream_accuracy  # noqa: E402
+from avalanche_ext.report.stats import fmt, mean_std  # noqa: E402
 
 BUFFERS = ("exstream", "exstream_ward", "reservoir", "class_balanced")
 
@@ -191,7 +192,7 @@ def plot(results: list[dict], path: Path) -> None:
             if not ks:
                 continue
             mean = [100 * np.mean([r["acc"] for r in rows if r["per_class"] == k]) for k in ks]
-            std = [100 * np.std([r["acc"] for r in rows if r["per_class"] == k]) for k in ks]
+            std = [100 * np.nan_to_num(mean_std(r["acc"] for r in rows if r["per_class"] == k)[1]) for k in ks]
             ax.errorbar(ks, mean, yerr=std, marker=marker, capsize=3, label=kind.replace("_", "-"))
         n_seeds = len({r["seed"] for r in results if r["benchmark"] == b})
         ax.set_xscale("log")
@@ -270,7 +271,7 @@ def main(argv=None) -> None:
             cells = []
             for k in ks:
                 accs = [r["acc"] for r in results if (r["benchmark"], r["buffer"], r["per_class"]) == (name, kind, k)]
-                cells.append(f"{100 * np.mean(accs):.1f}+-{100 * np.std(accs):.1f}(n={len(accs)})" if accs else "-")
+                cells.append(f"{fmt(*mean_std(accs))} (n={len(accs)})" if accs else "-")
             print(f"  {kind:15s} " + "  ".join(cells))
     plot(results, png_path)
     print(f"wrote {json_path} and {png_path}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from avalanche_ext.registry import register  # noqa: E402
+from avalanche_ext.report.stats import fmt, mean_std  # noqa: E402
 
 #: label -> (recipe, overrides); every method starts from the backbone pretrained on the MNIST subset.
 METHODS = {
@@ -106,8 +106,7 @@ def main() -> None:
     print(f"\nsplit_fmnist class-IL, {args.n_experiences} experiences, seeds {args.seeds}"
           f"{' (validation split)' if args.validation else ''}: final average accuracy")
     for method, accs in results.items():
-        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        print(f"  {method:26s} {100 * statistics.mean(accs):6.2f} +- {100 * sd:5.2f}  ({', '.join(f'{100 * a:.2f}' for a in accs)})")
+        print(f"  {method:26s} {fmt(*mean_std(accs), digits=2):>15}  ({', '.join(f'{100 * a:.2f}' for a in accs)})")
     print("\nreplay memory (bytes):")
     for row in memory_table(args.n_experiences):
         print("  " + json.dumps(row))

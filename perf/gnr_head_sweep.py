@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import statistics
 import sys
 from pathlib import Path
 
@@ -52,6 +51,7 @@ from avalanche_ext.functional.negative_replay import restrict_gradient  # noqa: 
 from avalanche_ext.hparams import COMMON_PER_BENCHMARK  # noqa: E402
 from avalanche_ext.models import build_network  # noqa: E402
 from avalanche_ext.models.latent_vae import LatentVAE, train_continually  # noqa: E402
+from avalanche_ext.report.stats import fmt, mean_std  # noqa: E402
 from avalanche_ext.training.pretrain import pretrain_features  # noqa: E402
 
 #: (label, settings) pairs swept by default.
@@ -236,8 +236,7 @@ def main() -> None:
     print(f"\nsplit_{args.stream} class-IL, {n} experiences ({args.passes} pass(es) of {args.n_experiences}), "
           f"{split} split, seeds {args.seeds}")
     for label, accs in results.items():
-        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        print(f"  {label:42s} {100 * statistics.mean(accs):6.2f} +- {100 * sd:5.2f}")
+        print(f"  {label:42s} {fmt(*mean_std(accs), digits=2):>15}")
 
 
 if __name__ == "__main__":

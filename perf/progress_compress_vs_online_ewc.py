@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from avalanche_ext.report.stats import mean_std  # noqa: E402
 from avalanche_ext.runner import RunConfig, run  # noqa: E402
 
 
@@ -64,8 +65,8 @@ def main() -> None:
         for recipe in args.recipes:
             rows = [r for r in results if (r["benchmark"], r["scenario"], r["recipe"]) == (benchmark, scenario, recipe)]
             acc = [r["acc"] for r in rows]
-            sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
-            print(f"{benchmark:17} {scenario:8} {recipe:18} {statistics.mean(acc):10.4f} ± {sd:.4f} "
+            mean, sd = mean_std(acc)
+            print(f"{benchmark:17} {scenario:8} {recipe:18} {mean:10.4f} ± {sd:.4f} "
                   f"{statistics.mean(r['forgetting'] for r in rows):10.4f} "
                   f"{statistics.mean(r['train_s'] for r in rows):8.1f}")
     if args.json:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 import torch
 
+from avalanche_ext.report.stats import fmt, mean_std
 from avalanche_ext.runner import RunConfig, run
 
 #: name -> (recipe, benchmark, scenario, n_experiences, overrides)
@@ -76,8 +76,7 @@ def main() -> None:
             vals = [r[i] for r in rows if r[i] is not None]
             if not vals:
                 return "-"
-            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-            return f"{100 * statistics.mean(vals):.2f} +- {100 * sd:.2f}"
+            return fmt(*mean_std(vals), digits=2)
 
         print(f"| {name} | {bench} | {scenario} | {stat(0)} | {stat(1)} | {stat(2)} |", flush=True)
 

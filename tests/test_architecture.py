@@ -31,7 +31,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("recipes", ("avalanche_ext_recipes", "avalanche_ext.registry", "avalanche_ext.recipe",
                  "avalanche_ext.training")),
     ("runner", ("avalanche_ext.runner", "avalanche_ext.checkpoint", "avalanche_ext.run")),
-    ("entry", ("avalanche_ext.cli", "avalanche_ext.taxonomy", "avalanche_ext.sweep", "avalanche_ext.executors",
+    ("entry", ("avalanche_ext.cli", "avalanche_ext.taxonomy", "avalanche_ext.sweep", "avalanche_ext.selection",
+               "avalanche_ext.leaderboards", "avalanche_ext.executors",
                "avalanche_ext._preload", "avalanche_ext.runs",
                "avalanche_ext.ray_executor")),
 ]

@@ -112,3 +112,21 @@ def test_resume_reuses_finished_runs_and_refuses_other_settings(tmp_path, tracki
         run_taxonomy(TaxonomyConfig(benchmark="split_digits", recipes=["naive"], scenarios=["task"], n_experiences=2,
                                     epochs=2, tracking_uri=tracking_uri, out=str(tmp_path / "report"),
                                     executor="serial", resume=True))
+
+
+def test_resume_keeps_the_rest_of_the_report_and_reruns_changed_hyper_parameters(tmp_path, tracking_uri):
+    first = run_taxonomy(_cfg(tmp_path, tracking_uri, executor="serial", scenarios=["task"]))
+    ids = {r["recipe"]: r["mlflow_run_id"] for r in first.rows}
+    summary_path = tmp_path / "report" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["hparams"]["naive/task"]["lr"] = 0.5  # as if naive's settings had been selected anew since
+    summary_path.write_text(json.dumps(summary))
+    second = run_taxonomy(TaxonomyConfig(benchmark="split_digits", recipes=["naive"], scenarios=["task"],
+                                         n_experiences=2, epochs=1, tracking_uri=tracking_uri,
+                                         out=str(tmp_path / "report"), executor="serial", resume=True))
+    again = {r["recipe"]: r["mlflow_run_id"] for r in second.rows}
+    assert again["multihead"] == ids["multihead"]  # not planned this time: kept in the report
+    assert again["naive"] != ids["naive"]  # other hyper-parameters: run again
+    rows = list(csv.DictReader(open(tmp_path / "report" / "results.csv")))
+    assert sorted(r["recipe"] for r in rows) == ["multihead", "naive"]
+    assert json.loads(summary_path.read_text())["hparams"]["naive/task"]["lr"] != 0.5

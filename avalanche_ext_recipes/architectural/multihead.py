@@ -10,6 +10,7 @@ from avalanche_ext.registry import register
     family="architectural",
     paper="Multi-head evaluation (e.g. Li & Hoiem 2016; Hsu et al. 2018, arXiv:1810.12488); Avalanche MultiHeadClassifier",
     scenarios=("task",),
+    grid={"lr": (3e-4, 1e-3, 3e-3, 1e-2)},
     summary="shared features, one head per task label (task-IL only)",
 )
 def build(ctx):

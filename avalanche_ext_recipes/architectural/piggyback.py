@@ -13,6 +13,7 @@ from avalanche_ext.registry import register
     paper="Mallya, Davis, Lazebnik, Piggyback: Adapting a Single Network to Multiple Tasks by Learning to Mask "
           "Weights, ECCV 2018, arXiv:1801.06519",
     scenarios=("task",),
+    grid={"lr": (3e-4, 1e-3), "mask_scale": (1e-2, 2e-2)},
     hparams={"threshold": 5e-3, "mask_scale": 1e-2},
     summary="binary weight masks per task (straight-through) over a backbone frozen after the first experience",
 )

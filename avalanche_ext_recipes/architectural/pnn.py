@@ -49,6 +49,7 @@ class _TrainedColumnsPNN(PNN):
     family="architectural",
     paper="Rusu et al., Progressive Neural Networks, 2016, arXiv:1606.04671",
     scenarios=("task",),
+    grid={"lr": (3e-4, 1e-3, 3e-3, 1e-2)},
     hparams={"pnn_hidden": 100},
     per_benchmark={"split_mnist5k": {"pnn_hidden": 400}},
     summary="one column per task, lateral adapters from frozen earlier columns",

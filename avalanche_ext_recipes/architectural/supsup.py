@@ -43,6 +43,7 @@ def resolve_inference(inference: str, scenario: str) -> str:
     family="architectural",
     paper="Wortsman et al., Supermasks in Superposition, NeurIPS 2020, arXiv:2006.14769",
     scenarios=("task", "domain", "class"),
+    grid={"lr": (3e-4, 1e-3, 3e-3, 1e-2)},
     hparams={
         "mode": "auto",
         "mask_mode": "threshold",

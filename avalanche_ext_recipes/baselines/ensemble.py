@@ -13,6 +13,7 @@ from avalanche_ext.registry import register
     paper="The Ensemble baseline of CL surveys, e.g. De Lange et al., A Continual Learning Survey: Defying "
           "Forgetting in Classification Tasks, TPAMI 2021, arXiv:1909.08383",
     scenarios=("class", "task", "domain"),
+    grid={"lr": (3e-4, 1e-3, 3e-3, 1e-2)},
     hparams={"combine": "mean_softmax"},
     summary="one network per experience; task-IL picks it by task label, class-IL combines the members' softmax",
 )

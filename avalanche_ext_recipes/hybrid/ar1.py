@@ -15,6 +15,7 @@ from avalanche_ext.registry import register
     family="hybrid",
     paper="Maltoni & Lomonaco, Continuous learning in single-incremental-task scenarios, Neural Networks 2019, arXiv:1806.08568 (AR1); Pellegrini et al., Latent Replay, IROS 2020, arXiv:1912.01100 (AR1* with latent replay)",
     scenarios=("class",),
+    grid={"lr": (1e-3, 3e-3), "si_lambda": (1.0, 1000.0)},
     hparams={"latent_layer": "features.2", "mem_size": 200, "balance": "class", "replay_batch_size": 0,
              "free_exps": 1, "lower_lr_factor": 0.0, "si_lambda": 1.0, "si_eps": 1e-7, "mean_shift": True},
     per_benchmark={

@@ -10,6 +10,7 @@ from avalanche_ext.registry import register
     family="hybrid",
     paper="Lopez-Paz & Ranzato, Gradient Episodic Memory for Continual Learning, NeurIPS 2017, arXiv:1706.08840",
     scenarios=("class", "task", "domain"),
+    grid={"lr": (1e-3, 3e-3), "memory_strength": (0.5, 1.0)},
     hparams={"patterns_per_exp": 100, "memory_strength": 0.5},
     per_benchmark={"split_mnist5k": {"patterns_per_exp": 256}, "permuted_mnist5k": {"patterns_per_exp": 256},
                    "split_fmnist": {"patterns_per_exp": 256}},

@@ -16,8 +16,10 @@ PER_BENCHMARK_NEGATIVE = {"split_fmnist": {**PRETRAINED, "lr": 1e-2, "replay_bat
 PER_BENCHMARK_POSITIVE = {"split_fmnist": {**PRETRAINED, "lr": 3e-3, "replay_batch_size": 128}}
 PAPER = ("Graffieti, Maltoni, Pellegrini, Lomonaco, Generative Negative Replay for Continual Learning, "
          "Neural Networks 162, 2023, arXiv:2204.05842")
-#: what ``gnr`` and ``generative_latent_replay`` share in the registry.
-SHARED = {"family": "hybrid", "scenarios": ("class",), "hparams": HPARAMS}
+#: what ``gnr`` and ``generative_latent_replay`` share in the registry, their validation grid included:
+#: the negative variant and its positive control are searched alike.
+SHARED = {"family": "hybrid", "scenarios": ("class",), "hparams": HPARAMS,
+          "grid": {"lr": (1e-3, 3e-3), "replay_batch_size": (0, 128)}}
 
 
 def build_generative(ctx, negative: bool):

@@ -11,6 +11,7 @@ from avalanche_ext.registry import register
     family="hybrid",
     paper="Rebuffi, Kolesnikov, Sperl, Lampert, iCaRL: Incremental Classifier and Representation Learning, CVPR 2017, arXiv:1611.07725",
     scenarios=("class",),
+    grid={"lr": (3e-4, 1e-3, 3e-3, 1e-2)},
     hparams={"mem_size": 200},
     per_benchmark={"split_mnist5k": {"mem_size": 1000}, "split_fmnist": {"mem_size": 1000}},
     summary="herding memory + distillation; classify by nearest mean of exemplars",

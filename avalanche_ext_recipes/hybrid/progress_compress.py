@@ -25,6 +25,7 @@ def parse_lateral(text: str):
     paper="Schwarz et al., Progress & Compress: A scalable framework for continual learning, ICML 2018, "
           "arXiv:1805.06370",
     scenarios=("task", "domain", "class"),
+    grid={"lr": (3e-4, 1e-3), "ewc_lambda": (30.0, 100.0)},
     hparams={
         "compress_epochs": 2,
         "ewc_lambda": 100.0,

@@ -15,6 +15,7 @@ from avalanche_ext.registry import register
     paper="von Oswald, Henning, Grewe, Sacramento, Continual learning with hypernetworks, ICLR 2020, "
           "arXiv:1906.00695",
     scenarios=("task", "class", "domain"),
+    grid={"lr": (3e-4, 1e-3), "beta": (0.003, 0.01)},
     # paper-style split MNIST settings: Adam 1e-3, target MLP 400-400, beta 0.01, task embedding 96,
     # chunk embedding 96, chunks of 42,000 weights from a 10-10 hypernetwork (compression ratio < 1)
     hparams={"beta": 0.01, "lookahead": False, "embedding_dim": 96, "chunk_size": 42000,

@@ -10,6 +10,7 @@ from avalanche_ext.registry import register
     family="regularization",
     paper="Li & Hoiem, Learning without Forgetting, ECCV 2016 / TPAMI 2017, arXiv:1606.09282",
     scenarios=("class", "task", "domain"),
+    grid={"alpha": (1.0, 2.0), "temperature": (1.0, 2.0)},
     hparams={"alpha": 1.0, "temperature": 2.0},
     # chosen on the validation split: docs/results/validation/lwf_split_mnist5k_task.md
     per_benchmark={"split_mnist5k": {"alpha": 2.0, "temperature": 1.0}},

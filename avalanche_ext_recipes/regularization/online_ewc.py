@@ -10,6 +10,7 @@ from avalanche_ext.registry import register
     family="regularization",
     paper="Schwarz et al., Progress & Compress, ICML 2018, arXiv:1805.06370 (online EWC); Kirkpatrick et al. PNAS 2017",
     scenarios=("class", "task", "domain"),
+    grid={"ewc_lambda": (1e2, 1e3, 1e4, 1e5)},
     hparams={"ewc_lambda": 100.0, "decay_factor": 0.9},
     # split_mnist5k: chosen on the validation split, docs/results/validation/online_ewc_split_mnist5k_task.md
     per_benchmark={"split_mnist5k": {"ewc_lambda": 100000.0, "decay_factor": 0.9},

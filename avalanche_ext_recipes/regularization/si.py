@@ -15,6 +15,7 @@ from avalanche_ext.registry import register
     family="regularization",
     paper="Zenke, Poole, Ganguli, Continual Learning Through Synaptic Intelligence, ICML 2017, arXiv:1703.04200",
     scenarios=("class", "task", "domain"),
+    grid={"si_lambda": (1.0, 10.0, 100.0, 1000.0)},
     hparams={"si_lambda": 1.0, "eps": 0.1},
     # chosen on the validation split: docs/results/validation/si_*.md (Avalanche clips every importance
     # to 1e-3, so useful penalties are large)

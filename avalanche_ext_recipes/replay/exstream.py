@@ -21,6 +21,7 @@ def n_label_groups(stream) -> int:
     family="replay",
     paper="Hayes, Cahill, Kanan, Memory Efficient Experience Replay for Streaming Learning, ICRA 2019, arXiv:1809.05922",
     scenarios=("class", "task", "domain"),
+    grid={"lr": (1e-3, 3e-3), "linkage": ("centroid", "ward")},
     hparams={"mem_size": 200, "balance": "class", "space": "raw", "rehearsal": "mixed", "batch_size_mem": 32,
              "linkage": "ward"},
     per_benchmark={"split_mnist5k": {"mem_size": 1000}, "permuted_mnist5k": {"mem_size": 1000},

@@ -14,6 +14,7 @@ from avalanche_ext.registry import register
     family="replay",
     paper="Shin, Lee, Kim, Kim, Continual Learning with Deep Generative Replay, NeurIPS 2017, arXiv:1705.08690",
     scenarios=("class", "domain"),
+    grid={"lr": (1e-3, 3e-3), "vae_lr": (1e-3, 1e-2)},
     hparams={"vae_hidden": 16, "vae_lr": 0.01, "vae_epochs": 0},
     summary="replay samples of a continually trained VAE, labelled by the previous model",
 )

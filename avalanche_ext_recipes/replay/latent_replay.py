@@ -11,6 +11,7 @@ from avalanche_ext.registry import register
     family="replay",
     paper="Pellegrini, Graffieti, Lomonaco, Maltoni, Latent Replay for Real-Time Continual Learning, IROS 2020, arXiv:1912.01100",
     scenarios=("class", "domain"),
+    grid={"lr": (1e-3, 3e-3), "lower_lr_factor": (0.0, 0.1)},
     hparams={"latent_layer": "features", "mem_size": 200, "balance": "class", "replay_batch_size": 0,
              "free_exps": 1, "lower_lr_factor": 0.0},
     per_benchmark={

@@ -14,6 +14,7 @@ from avalanche_ext.registry import register
     # previous experience (so the experience just learned is never replayed, and with labels every
     # experience reuses nothing is); MIRPlugin draws its candidates from the whole memory.
     scenarios=("class", "task", "domain"),
+    grid={"lr": (1e-3, 3e-3), "subsample": (50, 160)},
     hparams={"mem_size": 200, "subsample": 50, "batch_size_mem": 10},
     per_benchmark={"split_mnist5k": {"mem_size": 1000, "batch_size_mem": 32, "subsample": 160},
                    "permuted_mnist5k": {"mem_size": 1000},

@@ -12,6 +12,7 @@ from avalanche_ext.registry import register
     family="replay",
     paper="Experience replay / naive rehearsal (Chaudhry et al. 2019, arXiv:1902.10486; Hsu et al. 2018)",
     scenarios=("class", "task", "domain"),
+    grid={"lr": (3e-4, 1e-3, 3e-3, 1e-2)},
     hparams={"mem_size": 200, "batch_size_mem": None},
     per_benchmark={"split_mnist5k": {"mem_size": 1000}, "permuted_mnist5k": {"mem_size": 1000},
                    "split_fmnist": {"mem_size": 1000}, "permuted_fmnist": {"mem_size": 1000}},

@@ -1,0 +1,39 @@
+"""The one convention every table follows: mean ± sample standard deviation over seeds."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Optional
+
+import numpy as np
+
+#: How every table of the reports states its spread; the results pages say it once.
+STD_CONVENTION = ("mean ± sample standard deviation over seeds (ddof = 1, the n - 1 denominator); "
+                  "a single seed shows its value alone")
+
+
+def mean_std(values: Iterable[Optional[float]]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``) of ``values``, ``None`` and NaN left out.
+
+    The standard deviation is NaN for fewer than two values, the mean for none.
+
+    Example:
+        >>> mean_std([0.5, 0.7])
+        (0.6, 0.14142135623730948)
+        >>> mean_std([0.5])
+        (0.5, nan)
+    """
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return float("nan"), float("nan")
+    mean = float(np.mean(vals))
+    return mean, float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+
+
+def fmt(mean: float, std: float, pct: bool = True, digits: int = 1) -> str:
+    """``"47.0 ± 1.2"`` (in % when ``pct``); ``"47.0"`` without a spread; ``"-"`` without a value."""
+    if mean is None or math.isnan(mean):
+        return "-"
+    scale = 100.0 if pct else 1.0
+    text = f"{mean * scale:.{digits}f}"
+    return text if std is None or math.isnan(std) else f"{text} ± {std * scale:.{digits}f}"
