@@ -30,7 +30,7 @@ class _PackNetMultiHead(PackNetModel):
     family="architectural",
     paper="Mallya & Lazebnik, PackNet: Adding Multiple Tasks to a Single Network by Iterative Pruning, CVPR 2018, arXiv:1711.05769",
     scenarios=("task",),
-    grid={"lr": (1e-3, 3e-3), "prune_proportion": (0.5, 0.75)},
+    grid={"prune_proportion": (0.5, 0.75, 0.9, 0.95)},
     hparams={"post_prune_epochs": 1, "prune_proportion": 0.5},
     per_benchmark={"split_mnist5k": {"prune_proportion": 0.9}},
     summary="iterative magnitude pruning; each task owns a frozen subset of weights",

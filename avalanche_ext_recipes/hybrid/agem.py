@@ -10,7 +10,7 @@ from avalanche_ext.registry import register
     family="hybrid",
     paper="Chaudhry, Ranzato, Rohrbach, Elhoseiny, Efficient Lifelong Learning with A-GEM, ICLR 2019, arXiv:1812.00420",
     scenarios=("class", "task", "domain"),
-    grid={"lr": (1e-3, 3e-3), "sample_size": (64, 256)},
+    grid={"lr": (3e-5, 1e-3), "sample_size": (64, 512)},
     hparams={"patterns_per_exp": 100, "sample_size": 64},
     per_benchmark={"split_mnist5k": {"patterns_per_exp": 256, "lr": 3e-5, "sample_size": 512},
                    "permuted_mnist5k": {"patterns_per_exp": 256}},
