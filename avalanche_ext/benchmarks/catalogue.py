@@ -55,6 +55,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("split_cifar100", "cifar100", "split", 10, "CIFAR-100 from DATA_ROOT/cifar-100-python", needs_root=True),
     ]
 }
+"""Every benchmark the pack can build, by name (``avalanche-ext benchmarks`` lists them)."""
 
 
 class UnknownNameError(KeyError):
@@ -72,6 +73,7 @@ def suggest(kind: str, name: str, choices) -> UnknownNameError:
 
 
 def get_spec(name: str) -> BenchmarkSpec:
+    """The catalogue entry of benchmark ``name``; ``UnknownNameError`` (naming the closest ones) if there is none."""
     if name not in BENCHMARKS:
         raise suggest("benchmark", name, BENCHMARKS)
     return BENCHMARKS[name]
