@@ -64,4 +64,6 @@ def test_mlflow_logger(tmp_path):
     for run in runs:
         assert run.info.status == "FINISHED" and f"run {run.info.run_name}: status FINISHED" in out
         assert 0.0 <= run.data.metrics["Top1_Acc_Stream/eval_phase/test_stream/Task000"] <= 1.0
-        assert any(key.startswith("acc_matrix") for key in run.data.metrics)  # logged on close
+        assert "final/acc" in run.data.metrics and "acc_matrix/after_exp004/exp000" in run.data.metrics  # on close
+        assert run.data.params["plugin.ReplayPlugin.mem_size"] == "200"  # the strategy's description
+    assert {r.info.run_name: r.data.params.get("data") for r in runs} == {"replay-with": "digits", "replay-close": None}

@@ -20,7 +20,8 @@ x, y = load_digits(return_X_y=True)
 x, y = torch.tensor(x / 16, dtype=torch.float32), torch.tensor(y)
 train, test = TensorDataset(x[::2], y[::2]), TensorDataset(x[1::2], y[1::2])
 train.targets, test.targets = y[::2], y[1::2]
-benchmark = nc_benchmark(train, test, n_experiences=5, task_labels=False, seed=0)
+# classes in the order of SplitMNIST's default: 0 and 1 first, then 2 and 3, ...
+benchmark = nc_benchmark(train, test, n_experiences=5, task_labels=False, fixed_class_order=list(range(10)))
 
 
 def train_replay(logger: MLflowLogger) -> None:
