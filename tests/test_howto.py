@@ -2,13 +2,14 @@
 repository, with one training epoch (``HOWTO_EPOCHS=1``) so that each takes seconds, and each
 prints or stores what its page says it does."""
 
+import ast
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,8 +17,8 @@ HOWTOS = sorted((ROOT / "docs" / "howto").glob("*.py"))
 TRAIN_SAMPLES = 899  # the even-indexed half of scikit-learn's 1,797 digits, as the how-tos split them
 
 
-def run_howto(name: str, folder: Path) -> str:
-    env = dict(os.environ, HOWTO_EPOCHS="1", OMP_NUM_THREADS="1", MLFLOW_TRACKING_URI=f"sqlite:///{folder}/m.db")
+def run_howto(name: str, folder: Path, epochs: int = 1) -> str:
+    env = dict(os.environ, HOWTO_EPOCHS=str(epochs), OMP_NUM_THREADS="1", MLFLOW_TRACKING_URI=f"sqlite:///{folder}/m.db")
     proc = subprocess.run([sys.executable, str(ROOT / "docs" / "howto" / f"{name}.py")], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
@@ -44,7 +45,7 @@ def test_buffer_exstream(tmp_path):
     out = run_howto("buffer_exstream", tmp_path)
     stored = [int(n) for n in re.findall(r"(\d+) stored vectors", out)]
     assert stored == [20, 40, 60, 80, 100]  # 10 per class, two classes per experience
-    counts = eval(re.search(r"stand for: (\{.*\})", out).group(1))
+    counts = ast.literal_eval(re.search(r"stand for: (\{.*\})", out).group(1))
     assert sorted(counts) == list(range(10)) and sum(counts.values()) == TRAIN_SAMPLES
 
 
@@ -67,3 +68,12 @@ def test_mlflow_logger(tmp_path):
         assert "final/acc" in run.data.metrics and "acc_matrix/after_exp004/exp000" in run.data.metrics  # on close
         assert run.data.params["plugin.ReplayPlugin.mem_size"] == "200"  # the strategy's description
     assert {r.info.run_name: r.data.params.get("data") for r in runs} == {"replay-with": "digits", "replay-close": None}
+
+
+def test_save_restore(tmp_path):
+    out = run_howto("save_restore", tmp_path, epochs=3)  # 3 epochs: task 0 is learned, so equality means something
+    saved, restored = (ast.literal_eval(v) for v in re.search(r"accuracy (\[.*\]) when saved, (\[.*\]) restored", out).groups())
+    assert restored == saved and saved[0] > 0.6
+    assert ast.literal_eval(re.search(r"tasks 0 and 1 still (\[.*\])", out).group(1)) == saved
+    checkpoint = torch.load(tmp_path / "hat_checkpoint.pt", weights_only=True)
+    assert checkpoint["plugin"]["trained_tasks"] == [0, 1]
