@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 Number = int | float
+"""A value of a memory report: a count or a number of bytes."""
 
-#: The families of the continual-learning taxonomy, in display order.
 FAMILIES = ("baseline", "replay", "regularization", "architectural", "hybrid")
+"""The families of the continual-learning taxonomy, in display order."""
 
 
 @runtime_checkable

@@ -99,6 +99,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
                       needs_root=True, files=CORe50Files("ni", mini=True)),
     ]
 }
+"""Every benchmark the pack can build, by name (``avalanche-ext benchmarks`` lists them)."""
 
 
 class UnknownNameError(KeyError):
@@ -116,6 +117,7 @@ def suggest(kind: str, name: str, choices) -> UnknownNameError:
 
 
 def get_spec(name: str) -> BenchmarkSpec:
+    """The catalogue entry of benchmark ``name``; ``UnknownNameError`` (naming the closest ones) if there is none."""
     if name not in BENCHMARKS:
         raise suggest("benchmark", name, BENCHMARKS)
     return BENCHMARKS[name]

@@ -21,6 +21,7 @@ import torch
 from .sources import Source
 
 SCENARIOS = ("class", "task", "domain")
+"""The scenarios a split stream can be built for (a permuted stream: ``task`` and ``domain``)."""
 
 
 @dataclass

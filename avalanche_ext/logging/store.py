@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+"""The store runs use when neither an argument nor ``MLFLOW_TRACKING_URI`` names one."""
 _SQLITE = "sqlite:///"
 
 

@@ -58,10 +58,10 @@ class HATPlugin(MethodPlugin[HATNet]):
 
     The gradient of $e_t$ is multiplied by $\\frac{s_{max}[\\cosh(s e_t) + 1]}{s[\\cosh(e_t)+1]}$
     (compensation for the annealing), all gradients are clipped to norm ``clip_grad``, and
-    after each step $e_t$ is clamped to $[-$``thres_emb``$, $``thres_emb``$]$.
+    after each step $e_t$ is clamped to ``[-thres_emb, thres_emb]``.
 
     Paper: Serrà, Surís, Miron, Karatzoglou, *Overcoming catastrophic forgetting with hard
-    attention to the task*, ICML 2018, `arXiv:1801.01423 <https://arxiv.org/abs/1801.01423>`_.
+    attention to the task*, ICML 2018, [arXiv:1801.01423](https://arxiv.org/abs/1801.01423).
 
     Scenarios: task-IL only (the task label picks the embedding and the head); each
     experience must carry one task label not trained before.
