@@ -143,8 +143,9 @@ class HATPlugin(MethodPlugin[HATNet]):
         classes = list(exp.classes_in_this_experience)
         if classes and max(classes) >= net.n_outputs:
             raise ValueError(
-                f"experience classes {classes} do not fit a head of {net.n_outputs} units: "
-                "HAT needs classes numbered from 0 within each task, as a task-incremental stream gives them"
+                f"experience classes {classes} do not fit a head of {net.n_outputs} units: build the "
+                f"network with n_outputs={max(classes) + 1} (enough for the largest class id), or number "
+                "each task's classes from 0 (class_ids_from_zero_in_each_exp=True in Avalanche's builders)"
             )
         check_optimizer(net, strategy.optimizer)
         self._task = task
