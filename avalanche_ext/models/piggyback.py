@@ -45,7 +45,11 @@ class PiggybackNet(MultiTaskModule):
         backbone: a module mapping inputs to ``feature_size`` features, built from
             ``nn.Linear`` / ``nn.Conv2d`` (masked) plus parameter-free layers and norm layers.
         feature_size: width of the backbone's output.
-        n_outputs: units of each task's head.
+        n_outputs: units of each task's head, indexed by class id: it must exceed every class id
+            of every task. Avalanche's task-incremental streams keep global class ids (classes
+            ``[1, 4]`` need ``n_outputs >= 5``) unless built with
+            ``class_ids_from_zero_in_each_exp=True``; the pack's own task streams number each
+            task's classes from 0.
         threshold: $\\tau$ (paper: 5e-3).
         mask_scale: initial value of the real-valued masks (paper: 1e-2).
         pretrained: the backbone is already trained: freeze it now, every task learns a mask.
