@@ -352,11 +352,13 @@ class LatentGenerator:
             "vae_shape": None if vae is None else (vae.input_dim, vae.n_classes, vae.nonnegative),
             "known_classes": list(self.known_classes),
             "sample_rng": self.sample_rng.get_state(),
+            "losses": [list(epochs) for epochs in self.losses],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.known_classes = list(state["known_classes"])
         self.sample_rng.set_state(state["sample_rng"])
+        self.losses = [list(epochs) for epochs in state.get("losses", [])]
         if state["vae"] is None:
             self.vae = None
             return
