@@ -30,7 +30,7 @@ def find_layer(model: nn.Module, name: str) -> nn.Module:
     modules = dict(model.named_modules())
     if name and name in modules:
         return modules[name]
-    names = [n for n in modules if n]
+    names = sorted((n for n in modules if n), key=lambda n: n.count("."))  # outer blocks first, in order
     shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
     raise LatentLayerError(
         f"the model ({type(model).__name__}) has no layer named {name!r} to use as the latent layer; "
