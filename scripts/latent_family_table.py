@@ -19,7 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SNIPPET = ROOT / "docs" / "snippets" / "latent_family_split_fmnist.md"
 RECORDS = {10: ROOT / "perf" / "results" / "gnr_compare_n10.txt", 5: ROOT / "perf" / "results" / "gnr_compare_n5.txt"}
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+from snippet_file import write_or_check  # noqa: E402
 
 #: how each method of the record is named in the tables (recipes with a page link to it).
 LABELS = {
@@ -141,15 +143,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if the snippet differs from the records")
     args = ap.parse_args()
-    text = snippet()
-    if args.check:
-        if SNIPPET.read_text() != text:
-            print(f"{SNIPPET.relative_to(ROOT)} is out of date: run python scripts/latent_family_table.py",
-                  file=sys.stderr)
-            return 1
-        return 0
-    SNIPPET.write_text(text)
-    return 0
+    return write_or_check(SNIPPET, snippet(), check=args.check, command="python scripts/latent_family_table.py")
 
 
 if __name__ == "__main__":
