@@ -1,7 +1,6 @@
 """A strategy's state: plugins with ``state_dict`` through it, everything else as pickled attributes.
 
-A plugin with ``state_dict()`` / ``load_state_dict()`` is saved through them (but those of
-:data:`PICKLED_WHOLE`): the checkpoint
+A plugin with ``state_dict()`` / ``load_state_dict()`` is saved through them: the checkpoint
 holds the dictionary it returns, and refers to the plugin object itself by its place in
 ``strategy.plugins``, so that on restore every reference to it (from the plugin list, other
 plugins or the strategy) is the freshly built strategy's plugin, which then loads the saved
@@ -15,7 +14,6 @@ from typing import Any
 
 import torch
 
-from ..plugins.latent_replay import LatentReplayPlugin
 from .errors import CheckpointError
 from .pickling import dumps, loads, take_functions
 
@@ -27,14 +25,6 @@ TRANSIENT = frozenset({
 
 _HOOKS = "__parameter_hooks__"
 _PLUGINS = "__plugin_states__"
-
-#: Plugins that have a ``state_dict`` but are still pickled whole with the strategy, and why.
-#: ``LatentReplayPlugin`` (and its subclasses): the forward hook it registers on the model's latent
-#: layer is not part of its state. Restored through ``load_state_dict``, the checkpoint's model would
-#: keep the saved plugin's hook and the rebuilt plugin would register a second one at the next
-#: ``before_training`` (one more after every resume). Pickled whole, model and plugin stay one graph.
-PICKLED_WHOLE: tuple[type, ...] = (LatentReplayPlugin,)
-
 
 def _externals(strategy: Any) -> dict[str, Any]:
     """Objects a checkpoint refers to instead of copying: the strategy, its loggers and its plugins.
@@ -55,8 +45,6 @@ def _plugin_states(strategy: Any) -> dict[str, dict[str, Any]]:
     states = {}
     for i, plugin in enumerate(getattr(strategy, "plugins", None) or []):
         if not (callable(getattr(plugin, "state_dict", None)) and callable(getattr(plugin, "load_state_dict", None))):
-            continue
-        if isinstance(plugin, PICKLED_WHOLE):
             continue
         try:
             state = plugin.state_dict()

@@ -30,7 +30,7 @@ def find_layer(model: nn.Module, name: str) -> nn.Module:
     modules = dict(model.named_modules())
     if name and name in modules:
         return modules[name]
-    names = [n for n in modules if n]
+    names = sorted((n for n in modules if n), key=lambda n: n.count("."))  # outer blocks first, in order
     shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
     raise LatentLayerError(
         f"the model ({type(model).__name__}) has no layer named {name!r} to use as the latent layer; "
@@ -56,20 +56,29 @@ class LatentCapture:
             self._handle = None
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter or buffer (the CPU for a model with neither)."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 @torch.no_grad()
 def compute_latents(model: nn.Module, layer: nn.Module, x: Tensor, batch_size: int = 512) -> Tensor:
     """Activations of ``layer`` for inputs ``x`` (model in eval mode, no gradient).
 
     The whole model is run so any network with the layer on its forward path works;
-    the mode of the model is restored afterwards.
+    each chunk of ``x`` is moved to the model's device, and the activations stay there.
+    The mode of the model is restored afterwards.
     """
     was_training = model.training
     model.eval()
+    dev = model_device(model)
     out = []
     try:
         for i in range(0, len(x), batch_size):
             with LatentCapture(layer) as cap:
-                model(x[i : i + batch_size])
+                model(x[i : i + batch_size].to(dev))
             if len(cap.outputs) != 1:
                 raise LatentLayerError(
                     f"the latent layer ran {len(cap.outputs)} times in one forward pass; pick a layer used exactly once"
@@ -126,17 +135,18 @@ def parameters_below(model: nn.Module, layer_name: str, example: Tensor) -> list
 
 def latent_shape(model: nn.Module, layer_name: str, input_shape: Iterable[int]) -> tuple[int, ...]:
     """Shape of one sample's activation at ``layer_name`` (a forward pass on zeros)."""
-    x = torch.zeros(1, *[int(d) for d in input_shape])
+    x = torch.zeros(1, *[int(d) for d in input_shape], device=model_device(model))
     return tuple(compute_latents(model, find_layer(model, layer_name), x).shape[1:])
 
 
 @torch.no_grad()
 def output_size(model: nn.Module, x: Tensor) -> int:
-    """Units of ``model``'s output for the inputs ``x`` (eval mode, no gradient; the mode is restored)."""
+    """Units of ``model``'s output for the inputs ``x`` (moved to the model's device; eval mode, no
+    gradient; the mode is restored)."""
     was_training = model.training
     model.eval()
     try:
-        return int(model(x).shape[-1])
+        return int(model(x.to(model_device(model))).shape[-1])
     finally:
         model.train(was_training)
 
@@ -144,8 +154,11 @@ def output_size(model: nn.Module, x: Tensor) -> int:
 class LatentCut:
     """The surgery of latent replay on one model: inject rows at the cut, freeze or slow the layers below.
 
-    :meth:`attach` hooks the latent layer: rows given to :meth:`inject` are appended to its
-    output in the next forward pass, so the layers above see ``B + R`` rows. After
+    :meth:`attach` finds the latent layer; rows given to :meth:`inject` are appended to its
+    output in the next forward pass, so the layers above see ``B + R`` rows. The forward hook
+    that appends them exists only from :meth:`inject` to :meth:`check_injected`: the model
+    carries no hook between minibatches, so it pickles, copies and checkpoints as a plain
+    module, and the cut's whole state is :meth:`state_dict` (names and flags). After
     :meth:`freeze_below` the parameters below the cut (those that influence the layer's
     output, found by :meth:`split`) are frozen and their batch-norm / dropout
     modules kept in eval mode, or, with ``lower_lr_factor = f > 0``, every optimizer step
@@ -186,7 +199,7 @@ class LatentCut:
 
     # --------------------------------------------------------------- injection
     def attach(self, model: nn.Module) -> nn.Module:
-        """Check that ``model`` can be cut at ``latent_layer`` and hook the injection there.
+        """Check that ``model`` can be cut at ``latent_layer`` and remember that layer for :meth:`inject`.
 
         Raises:
             LatentLayerError: a multi-task model (one head per task) or no such layer.
@@ -202,22 +215,30 @@ class LatentCut:
         if layer is not self.layer:
             self.detach()
             self.layer = layer
-            self._handle = layer.register_forward_hook(self._append_pending)
         return layer
 
     def detach(self) -> None:
-        """Remove the injection hook."""
-        if self._handle is not None:
-            self._handle.remove()
-        self._handle = None
+        """Forget the layer (and remove the injection hook if rows are pending)."""
+        self._release()
+        self._pending = None
         self.layer = None
 
     def inject(self, rows: Tensor) -> None:
-        """Append ``rows`` to the latent layer's output in the next forward pass."""
+        """Append ``rows`` to the latent layer's output in the next forward pass.
+
+        Raises:
+            RuntimeError: :meth:`attach` has not run.
+        """
+        if self.layer is None:
+            raise RuntimeError("call attach(model) before inject(rows)")
         self._pending = rows
+        if self._handle is None:
+            self._handle = self.layer.register_forward_hook(self._append_pending)
 
     def check_injected(self) -> None:
-        """Raise if rows given to :meth:`inject` were not used by the forward pass that just ran."""
+        """Remove the injection hook; raise if rows given to :meth:`inject` were not used by the
+        forward pass that just ran."""
+        self._release()
         if self._pending is not None:
             self._pending = None
             raise LatentLayerError(
@@ -225,11 +246,16 @@ class LatentCut:
                 "latents could not be injected"
             )
 
+    def _release(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+        self._handle = None
+
     def _append_pending(self, module: nn.Module, inputs: Any, output: Tensor) -> Optional[Tensor]:
         if self._pending is None:
             return None
         extra, self._pending = self._pending, None
-        return torch.cat([output, extra.to(output.device, output.dtype)])
+        return torch.cat([output, extra.to(output.device, output.dtype).reshape(-1, *output.shape[1:])])
 
     def latents(self, model: nn.Module, x: Tensor, batch_size: int = 512) -> Tensor:
         """Activations of the latent layer for inputs ``x`` (see :func:`compute_latents`)."""
@@ -301,6 +327,7 @@ __all__ = [
     "compute_latents",
     "find_layer",
     "latent_shape",
+    "model_device",
     "output_size",
     "parameters_below",
     "split_model",

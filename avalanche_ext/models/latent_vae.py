@@ -306,20 +306,26 @@ class LatentGenerator:
             y: their classes.
             n_classes: classes the model can output (the VAE's condition); ``None``: ``max(y) + 1``.
             step: index of the experience (the training seed is ``seed + step``).
-            device: where to build the VAE.
+            device: where the VAE is built, or moved to, and trained (``None``: where it is).
         """
         z = z.flatten(1)
         if self.vae is None:
             self.build(z.shape[1], n_classes or int(y.max()) + 1, nonnegative=bool((z >= 0).all()))
-            self.vae.to(device)
+        self.to(device)
         losses = train_continually(self.vae, z, y, epochs=self.vae_epochs, batch_size=self.vae_batch_size,
                                    lr=self.vae_lr, replay_per_class=self.replay_per_class, seed=self.seed + step)
         self.losses.append(losses)
         self.known_classes = sorted(set(self.known_classes) | set(int(c) for c in torch.unique(y)))
         return losses
 
+    def to(self, device: Optional[torch.device | str]) -> "LatentGenerator":
+        """Move the VAE to ``device`` (nothing to move before it is built, or with ``device=None``)."""
+        if self.vae is not None and device is not None:
+            self.vae.to(device)
+        return self
+
     def sample(self, n: int, classes: Sequence[int]) -> tuple[Tensor, Tensor]:
-        """``n`` generated latents of the given (known) ``classes`` and their labels, on the CPU.
+        """``n`` generated latents of the given (known) ``classes`` and their labels, on the VAE's device.
 
         Raises:
             ValueError: nothing learned yet, or no class given.
@@ -332,8 +338,8 @@ class LatentGenerator:
             z, _ = self.vae.sample(n, generator=self.sample_rng)
             pick = torch.randint(len(classes), (n,), generator=self.sample_rng)
             # any class of the pool: for negative replay only "not a current class" matters
-            y = torch.as_tensor(list(classes), dtype=torch.long)[pick]
-        return z.cpu(), y.cpu()
+            y = torch.as_tensor(list(classes), dtype=torch.long)[pick].to(z.device)
+        return z, y
 
     def nbytes(self) -> int:
         """Bytes of the VAE's parameters (0 before it is built)."""
@@ -346,16 +352,21 @@ class LatentGenerator:
             "vae_shape": None if vae is None else (vae.input_dim, vae.n_classes, vae.nonnegative),
             "known_classes": list(self.known_classes),
             "sample_rng": self.sample_rng.get_state(),
+            "losses": [list(epochs) for epochs in self.losses],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.known_classes = list(state["known_classes"])
         self.sample_rng.set_state(state["sample_rng"])
+        self.losses = [list(epochs) for epochs in state.get("losses", [])]
         if state["vae"] is None:
             self.vae = None
             return
         dim, n_classes, nonneg = state["vae_shape"]
-        self.vae = LatentVAE(dim, n_classes, nonnegative=nonneg, **self.vae_kwargs)
+        # rebuilt where the saved weights are (the CPU for a checkpoint); the plugin moves it to the
+        # strategy's device before its next use (see GenerativeLatentReplayPlugin.before_training_exp)
+        device = state["vae"]["scale"].device
+        self.vae = LatentVAE(dim, n_classes, nonnegative=nonneg, **self.vae_kwargs).to(device)
         self.vae.load_state_dict(state["vae"])
         self.vae.eval()
 

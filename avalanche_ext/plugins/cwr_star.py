@@ -84,7 +84,7 @@ class CWRStarHead(SupervisedPlugin):
 
     def before_training(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         layer = self.layer(strategy.model)
-        if self.cw is None:
+        if self.cw is None:  # consolidated rows are kept on the CPU and moved to the layer's device when used
             self.cw = torch.zeros_like(layer.weight.detach()).cpu()
             self.seen = torch.zeros(layer.out_features, dtype=torch.bool)
             self.past = torch.zeros(layer.out_features)
@@ -126,13 +126,13 @@ class CWRStarHead(SupervisedPlugin):
         # rows outside the trained classes get no gradient, but a stateful optimizer (momentum,
         # Adam's moments, weight decay) would still move them: put them back.
         layer = self.layer(strategy.model)
-        fixed = torch.ones(len(self.seen), dtype=torch.bool)
+        fixed = torch.ones(len(self.seen), dtype=torch.bool, device=layer.weight.device)
         fixed[self.trainable] = False
         with torch.no_grad():
             if self.old_rows == "zero":
                 layer.weight[fixed] = 0.0
             else:
-                layer.weight[fixed] = consolidated(self.cw, self.seen)[fixed].to(layer.weight.device)
+                layer.weight[fixed] = consolidated(self.cw, self.seen).to(layer.weight.device)[fixed]
             if layer.bias is not None:
                 layer.bias.zero_()
 

@@ -25,7 +25,8 @@ class ExStreamPlugin(SupervisedPlugin):
     Loss: $\\mathcal{L} = \\ell(f(x), y) + \\lambda\\, \\ell(g(\\tilde x), \\tilde y)$ with
     $(\\tilde x, \\tilde y) \\sim B_m$; $g$ is the whole model when the buffer holds
     inputs, and the module named ``head`` when it holds latent features (the buffer's
-    ``feature_extractor`` must then be the frozen part of the model below ``head``).
+    ``feature_extractor`` must then be the frozen part of the model below ``head``; the plugin
+    keeps it in eval mode during training, so batch norm statistics do not move either).
 
     For raw inputs Avalanche's ``ReplayPlugin(storage_policy=buffer)`` does the same job
     with a mixed data loader; this plugin is needed for latent features.
@@ -103,6 +104,13 @@ class ExStreamPlugin(SupervisedPlugin):
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         if self.buffer.latent:
             self.head_module(strategy.model)
+
+    def before_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        # the frozen feature extractor stays in eval mode while the rest of the model trains: its batch
+        # norm statistics (a ResNet's) must not move, or the stored latents would stop matching new ones
+        fe = self.buffer.feature_extractor
+        if isinstance(fe, torch.nn.Module) and fe.training:
+            fe.eval()
 
     def replay_batch(self) -> Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """A random mini-batch of the buffer, ``(x, y, task_labels)``, or None if empty."""

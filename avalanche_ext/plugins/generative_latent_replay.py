@@ -149,7 +149,7 @@ class GenerativeLatentReplayPlugin(LatentReplayBase):
         old = self.old_classes()
         if self.generator.vae is None or not old:
             return None
-        return self.generator.sample(n, old)
+        return self.generator.to(strategy.device).sample(n, old)
 
     def replayed_class_counts(self, strategy: Any) -> dict[int, int]:
         self._current = experience_classes(strategy.experience)  # CWR* may ask before our before_training_exp
@@ -179,6 +179,7 @@ class GenerativeLatentReplayPlugin(LatentReplayBase):
     # ------------------------------------------------------------------ hooks
     def before_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         self._current = experience_classes(strategy.experience)
+        self.generator.to(strategy.device)  # a VAE restored by load_state_dict is on the CPU
         super().before_training_exp(strategy, *args, **kwargs)
 
     def after_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:

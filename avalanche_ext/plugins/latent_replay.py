@@ -159,8 +159,8 @@ class LatentReplayBase(SupervisedPlugin):
         self.cut.after_step(strategy.model)
 
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        x, y = dataset_tensors(strategy.experience.dataset)
-        z = self.cut.latents(strategy.model, x.to(strategy.device), batch_size=strategy.eval_mb_size)
+        x, y = dataset_tensors(strategy.experience.dataset)  # on the CPU; moved to the model chunk by chunk
+        z = self.cut.latents(strategy.model, x, batch_size=strategy.eval_mb_size)
         self.latent_shape, self.input_shape = tuple(z.shape[1:]), tuple(x.shape[1:])
         self.remember(z.cpu(), y, strategy)
         self.experiences_seen += 1

@@ -20,6 +20,9 @@ class LatentBuffer:
     than its share leaves the rest to the others), so group sizes differ by at most one
     unless a group ran out of samples. Which samples a group keeps is random.
 
+    The latents are kept on the CPU (a memory may outgrow the accelerator's);
+    :meth:`sample` returns CPU tensors, which the replaying plugin moves to the strategy's device.
+
     Args:
         max_size: capacity in samples (> 0).
         balance: ``"class"`` or ``"experience"``.
