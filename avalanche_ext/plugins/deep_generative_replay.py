@@ -22,7 +22,7 @@ class DeepGenerativeReplayPlugin(SupervisedPlugin):
     """Replay samples of a continually trained generator, labelled by the model of the previous task.
 
     Idea: a "scholar" is a solver (the strategy's model) and a generator (e.g.
-    :class:`~avalanche_ext.models.ImageVAE`). Before task :math:`t` both are copied and
+    :class:`~avalanche_ext.models.image_vae.ImageVAE`). Before task :math:`t` both are copied and
     frozen. Every training step of the solver draws as many samples from the frozen
     generator as the current mini-batch holds, labels them with the frozen solver, and
     weights their loss by the number of tasks seen so the old tasks count :math:`t-1`
@@ -36,10 +36,12 @@ class DeepGenerativeReplayPlugin(SupervisedPlugin):
         L = \\tfrac{1}{t}\\,\\mathrm{CE}(f(x), y) + \\tfrac{t-1}{t}\\,L_{\\text{replay}}(\\tilde x),\\quad
         L_{\\text{replay}} = \\begin{cases}
             \\mathrm{CE}\\big(f(\\tilde x), \\arg\\max_{c \\in C_{<t}} f_{t-1}(\\tilde x)_c\\big) & \\text{hard (DGR)} \\\\
-            T^2\\,\\mathrm{KL}\\big(p^T_{f_{t-1}}(\\tilde x) \\Vert p^T_{f}(\\tilde x)\\big)_{C_{<t}} & \\text{soft (DGR+distill)}
+            -T^2 \\sum_c q_c \\log \\mathrm{softmax}(f(\\tilde x) / T)_c & \\text{soft (DGR+distill)}
         \\end{cases}
 
-    and the generator minimises :math:`\\tfrac{1}{t}\\,\\mathcal{L}_{\\text{VAE}}(x) +
+    where :math:`q` is the frozen solver's softmax at temperature :math:`T` over :math:`C_{<t}`,
+    zero on every other output (so the current task's classes are pushed down on replayed
+    samples), and the generator minimises :math:`\\tfrac{1}{t}\\,\\mathcal{L}_{\\text{VAE}}(x) +
     \\tfrac{t-1}{t}\\,\\mathcal{L}_{\\text{VAE}}(\\tilde x)` for ``generator_iterations`` steps.
 
     Paper: H. Shin, J. K. Lee, J. Kim, J. Kim, *Continual Learning with Deep Generative
