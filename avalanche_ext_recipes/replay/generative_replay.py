@@ -18,6 +18,7 @@ from avalanche_ext.registry import register
     hparams={"gen_hidden": 400, "gen_layers": 2, "gen_latent": 100, "gen_lr": 1e-3, "gen_iterations": 1000,
              "targets": "soft", "temperature": 2.0},
     summary="replay samples of a continually trained VAE, labelled by the previous model, weighted by tasks seen",
+    choices={"targets": ("hard", "soft")},
 )
 def build(ctx):
     hp = ctx.hp
