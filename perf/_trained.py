@@ -5,11 +5,14 @@ context, shared plugins, training order) but returns the trained strategy instea
 summary; unlike the runner it does not evaluate the test stream between experiences, so a run
 need not match the runner's bit for bit, so that a script can score the trained model's per-task outputs with several
 task-inference rules without training again. ``stack`` turns a stream's experiences into
-tensors. ``mean_sd`` is the mean and sample standard deviation (ddof=1) the reports use.
+tensors. ``mean_sd`` is the mean and sample standard deviation (ddof=1) the reports use;
+``emit`` prints a run's record (and appends it to a file), ``summarise`` prints each accuracy's
+mean and sample std over the runs.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -70,3 +73,18 @@ def auroc(positive: torch.Tensor, negative: torch.Tensor) -> float:
     greater = (pos.unsqueeze(1) > neg.unsqueeze(0)).double().mean()
     ties = (pos.unsqueeze(1) == neg.unsqueeze(0)).double().mean()
     return float(greater + 0.5 * ties)
+
+
+def emit(record: dict, out: Optional[str]) -> None:
+    """Print ``record`` as one JSON line; with ``out``, append the same line to that file."""
+    print(json.dumps(record), flush=True)
+    if out:
+        with open(out, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def summarise(records: list[dict], width: int, prefix: str = "") -> None:
+    """One line per ``acc_*`` / ``task_acc_*`` key: mean +- sample std in percent, and the per-seed values."""
+    for key in [k for k in records[0] if k.startswith("acc_") or k.startswith("task_acc_")]:
+        m, s = mean_sd([100 * r[key] for r in records])
+        print(f"{prefix}{key:{width}s} {m:6.2f} +- {s:5.2f}   per seed: {[round(100 * r[key], 2) for r in records]}")

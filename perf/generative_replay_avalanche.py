@@ -31,13 +31,12 @@ this command run a few variants at a time, hence its order of rows.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
 import torch.nn.functional as F
 
-from _trained import stack, train_recipe
+from _trained import emit, stack, train_recipe
 from avalanche_ext.models import build_network
 
 
@@ -138,10 +137,7 @@ def main() -> None:
             res = {"variant": name, "split": "test" if args.test else "validation", "seed": seed,
                    "overrides": overrides, **evaluate(strategy, stream, seed),
                    "wall_s": round(time.perf_counter() - t0, 1)}
-            print(json.dumps(res), flush=True)
-            if args.out:
-                with open(args.out, "a") as f:
-                    f.write(json.dumps(res) + "\n")
+            emit(res, args.out)
 
 
 if __name__ == "__main__":

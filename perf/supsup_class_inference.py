@@ -45,13 +45,12 @@ scored here (a prototype) because the plugin only implements those two.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
 import torch.nn.functional as F
 
-from _trained import auroc, mean_sd, stack, train_recipe
+from _trained import auroc, emit, stack, summarise, train_recipe
 from avalanche_ext.functional.entropy import entropy
 from avalanche_ext.functional.supsup import oneshot_inference
 
@@ -146,13 +145,8 @@ def main() -> None:
         res = {"split": "test" if args.test else "validation", "seed": seed, "overrides": overrides,
                **evaluate(strategy.model, stream, hp.eval_batch_size), "wall_s": round(time.perf_counter() - t0, 1)}
         results.append(res)
-        print(json.dumps(res), flush=True)
-        if args.out:
-            with open(args.out, "a") as f:
-                f.write(json.dumps(res) + "\n")
-    for key in [k for k in results[0] if k.startswith("acc_") or k.startswith("task_acc_")]:
-        m, s = mean_sd([100 * r[key] for r in results])
-        print(f"{key:24s} {m:6.2f} +- {s:5.2f}   per seed: {[round(100 * r[key], 2) for r in results]}")
+        emit(res, args.out)
+    summarise(results, 24)
 
 
 if __name__ == "__main__":
