@@ -7,11 +7,13 @@ need not match the runner's bit for bit, so that a script can score the trained 
 task-inference rules without training again. ``stack`` turns a stream's experiences into
 tensors. ``mean_sd`` is the mean and sample standard deviation (ddof=1) the reports use;
 ``emit`` prints a run's record (and appends it to a file), ``summarise`` prints each accuracy's
-mean and sample std over the runs.
+mean and sample std over the runs; ``script_parser`` holds the options every such script takes
+and ``parse`` reads them (setting the thread count).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -88,3 +90,21 @@ def summarise(records: list[dict], width: int, prefix: str = "") -> None:
     for key in [k for k in records[0] if k.startswith("acc_") or k.startswith("task_acc_")]:
         m, s = mean_sd([100 * r[key] for r in records])
         print(f"{prefix}{key:{width}s} {m:6.2f} +- {s:5.2f}   per seed: {[round(100 * r[key], 2) for r in records]}")
+
+
+def script_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser with the options the trained-recipe scripts share: seeds, split, overrides, threads, output file."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--test", action="store_true", help="evaluate on the test split (default: validation)")
+    parser.add_argument("--set", nargs="*", default=[], help="recipe overrides key=value")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=None, help="append one JSON line per run to this file")
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, dict[str, str]]:
+    """Parse the command line, set torch's thread count, and return the arguments and the ``--set`` overrides."""
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    return args, dict(kv.split("=", 1) for kv in args.set)

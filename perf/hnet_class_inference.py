@@ -50,14 +50,13 @@ here (a prototype) because ``HyperNetClassifier.infer`` only implements ``entrop
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
 import torch
 import torch.nn.functional as F
 
-from _trained import auroc, emit, stack, summarise, train_recipe
+from _trained import auroc, emit, parse, script_parser, stack, summarise, train_recipe
 from avalanche.training import Naive
 from avalanche_ext.models import build_network
 from avalanche_ext.models.hypernet import HyperNetClassifier
@@ -184,18 +183,11 @@ def evaluate(model, stream) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--test", action="store_true", help="evaluate on the test split (default: validation)")
-    parser.add_argument("--set", nargs="*", default=[], help="recipe overrides key=value")
-    parser.add_argument("--threads", type=int, default=1)
+    parser = script_parser(__doc__)
     parser.add_argument("--open-heads", action="store_true",
                         help="prototype: train every output of the target for each task (OpenHeadHyperNet)")
     parser.add_argument("--extra-outputs", type=int, default=0, help="with --open-heads: superfluous target outputs")
-    parser.add_argument("--out", default=None, help="append one JSON line per seed to this file")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    overrides = dict(kv.split("=", 1) for kv in args.set)
+    args, overrides = parse(parser)
     results = []
     for seed in args.seeds:
         t0 = time.perf_counter()

@@ -44,13 +44,12 @@ scored here (a prototype) because the plugin only implements those two.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
 import torch.nn.functional as F
 
-from _trained import auroc, emit, stack, summarise, train_recipe
+from _trained import auroc, emit, parse, script_parser, stack, summarise, train_recipe
 from avalanche_ext.functional.entropy import entropy
 from avalanche_ext.functional.supsup import oneshot_inference
 
@@ -128,15 +127,8 @@ def evaluate(model, stream, batch_size: int = 512) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--test", action="store_true", help="evaluate on the test split (default: validation)")
-    parser.add_argument("--set", nargs="*", default=[], help="recipe overrides key=value")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=None, help="append one JSON line per seed to this file")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    overrides = dict(kv.split("=", 1) for kv in args.set)
+    parser = script_parser(__doc__)
+    args, overrides = parse(parser)
     results = []
     for seed in args.seeds:
         t0 = time.perf_counter()

@@ -36,12 +36,11 @@ The ``oneshot_g`` rule is scored here (a prototype); the others are the library'
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
 
-from _trained import emit, stack, summarise, train_recipe
+from _trained import emit, parse, script_parser, stack, summarise, train_recipe
 from avalanche_ext.functional.entropy import entropy
 from avalanche_ext.functional.supsup import binary_inference, oneshot_inference
 
@@ -95,19 +94,12 @@ def evaluate(model, stream, per_exp: int = 0) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--benchmarks", nargs="+", default=["permuted_digits", "permuted_mnist5k", "permuted_fmnist"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--tasks", type=int, default=10)
-    parser.add_argument("--test", action="store_true", help="evaluate on the test split (default: validation)")
-    parser.add_argument("--set", nargs="*", default=[], help="recipe overrides key=value")
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-per-exp", type=int, default=0,
                         help="score only the first N evaluation samples of each experience (0: all)")
-    parser.add_argument("--out", default=None, help="append one JSON line per run to this file")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    overrides = dict(kv.split("=", 1) for kv in args.set)
+    args, overrides = parse(parser)
     for bench in args.benchmarks:
         results = []
         for seed in args.seeds:
