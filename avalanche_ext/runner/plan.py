@@ -10,7 +10,7 @@ from ..checkpoint import Checkpointer
 from ..hparams import HParams
 from ..recipe import Recipe
 from ..registry import get_recipe
-from .config import RunConfig
+from .config import RunConfig, check_retry_budget, check_seed
 
 
 class RunPlan(NamedTuple):
@@ -36,8 +36,12 @@ def validate(cfg: RunConfig) -> RunPlan:
         UnknownNameError: unknown recipe or benchmark.
         UnsupportedScenarioError: the recipe does not support the scenario.
         HParamError: an unknown hyper-parameter, a value of the wrong type or not among its choices.
-        ValueError: settings that contradict each other.
+        ValueError: settings that contradict each other, a seed outside ``[0, 2**32 - 1]``, a bad retry budget.
     """
+    check_seed(cfg.seed)
+    check_retry_budget(cfg.tracking_retry_s)
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ValueError(f"threads must be >= 1, got {cfg.threads}")
     recipe = get_recipe(cfg.recipe)
     spec = get_spec(cfg.benchmark)
     scenario = cfg.scenario or default_scenario(recipe, spec)
