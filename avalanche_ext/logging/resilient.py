@@ -30,6 +30,7 @@ def bound_http_client(budget_s: float) -> None:
     the budget, between 2 and 30 s) unless they are set already; MLflow reads both at each request.
     """
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(2, min(30, int(budget_s / 4)))))
 
 
