@@ -112,8 +112,11 @@ class HParams(Mapping[str, Any]):
         self._values = dict(values)
 
     def __getattr__(self, key: str) -> Any:
+        values = self.__dict__.get("_values")
+        if values is None or key.startswith("__"):  # while unpickled: no state yet
+            raise AttributeError(key)
         try:
-            return self._values[key]
+            return values[key]
         except KeyError:
             raise AttributeError(f"no hyper-parameter {key!r}; known: {', '.join(sorted(self._values))}") from None
 

@@ -5,6 +5,9 @@ The model is logged with ``mlflow.pytorch.log_model`` under the name ``model`` (
 from the test stream, the signature inferred from it, the module pickled (its class kept), explicit pip requirements (nothing
 inferred, no network) and ``plugin_states.pt`` as an extra file: the ``state_dict()`` of every
 plugin that has one (masks, task embeddings, buffers), in the order of ``strategy.plugins``.
+Functions defined inside a recipe that a module keeps for training (an ensemble's member
+factory) are left out of the pickle (``None`` in the logged model): they would carry the
+recipe's context, the whole benchmark included, into the model.
 
 A method that infers the task of its inputs (the model or a plugin implements
 ``inferred_tasks``, see :mod:`avalanche_ext.metrics.task_inference`) outside the task scenario
@@ -15,12 +18,14 @@ inputs and returns the predicted classes, so that the model's pyfunc flavour (an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tempfile
+import types
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -57,6 +62,22 @@ def infers_tasks(strategy: Any, scenario: str) -> bool:
         return False
     owners = (getattr(strategy, "model", None), *getattr(strategy, "plugins", ()))
     return any(o is not None and isinstance(o, InfersTasks) for o in owners)
+
+
+@contextlib.contextmanager
+def without_local_functions(model: torch.nn.Module) -> Iterator[None]:
+    """Within: every attribute of ``model``'s modules that is a function defined inside another is None."""
+    taken = []
+    for module in model.modules():
+        for name, value in list(vars(module).items()):
+            if isinstance(value, types.FunctionType) and "<locals>" in value.__qualname__:
+                taken.append((module, name, value))
+                module.__dict__[name] = None
+    try:
+        yield
+    finally:
+        for module, name, value in taken:
+            module.__dict__[name] = value
 
 
 def plugin_states(strategy: Any) -> dict[str, Any]:
@@ -144,4 +165,5 @@ def log_trained_model(logger: MLflowLogger, strategy: Any, stream: Any) -> None:
             mlflow.pytorch.save_model(model, str(local), **kwargs)
             return {"op": "artifacts", "dir": spool.keep(local), "artifact_path": "model"}
 
-        logger.writer.send(keep, upload)
+        with without_local_functions(model):
+            logger.writer.send(keep, upload)
