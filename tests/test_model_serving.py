@@ -35,12 +35,9 @@ def test_hyper_parameters_survive_pickling_as_a_logged_model_holds_them():
         hp.lrr
 
 
-@pytest.mark.slow
-def test_an_ensemble_is_served_as_class_predictions_without_task_labels(tmp_path):
-    uri = f"sqlite:///{tmp_path}/m.db"
-    result = run(RunConfig("ensemble", n_experiences=2, epochs=1, tracking_uri=uri, progress=False))
-    model_uri = f"runs:/{result['mlflow_run_id']}/model"
-    mlflow.set_tracking_uri(uri)
+def _pyfunc_accuracies(model_uri: str) -> tuple[list[float], tuple[np.ndarray, np.ndarray]]:
+    """The pyfunc model's accuracy on each test experience of split_digits (class-IL, 2 experiences),
+    and the first 16 inputs with their predictions."""
     predictor = mlflow.pyfunc.load_model(model_uri)
     stream = build_benchmark("split_digits", "class", n_experiences=2, seed=0)
     accs, first = [], None
@@ -50,6 +47,16 @@ def test_an_ensemble_is_served_as_class_predictions_without_task_labels(tmp_path
         predicted = np.asarray(predictor.predict(xs)).reshape(-1)
         accs.append(float((predicted == ys).mean()))
         first = (xs[:16], predicted[:16]) if first is None else first
+    return accs, first
+
+
+@pytest.mark.slow
+def test_an_ensemble_is_served_as_class_predictions_without_task_labels(tmp_path):
+    uri = f"sqlite:///{tmp_path}/m.db"
+    result = run(RunConfig("ensemble", n_experiences=2, epochs=1, tracking_uri=uri, progress=False))
+    model_uri = f"runs:/{result['mlflow_run_id']}/model"
+    mlflow.set_tracking_uri(uri)
+    accs, first = _pyfunc_accuracies(model_uri)
     assert np.allclose(accs, result["acc_matrix"][-1], atol=1e-6)
     assert MlflowClient(uri).get_run(result["mlflow_run_id"]).data.tags["recipe"] == "ensemble"
     # the member factory (a function of the recipe, holding its context and the benchmark) is not in the model
@@ -66,3 +73,14 @@ def test_an_ensemble_is_served_as_class_predictions_without_task_labels(tmp_path
     with process(args, f"http://127.0.0.1:{port}/ping", timeout=180, env=env, cwd=tmp_path):
         answered = _post(f"http://127.0.0.1:{port}/invocations", first[0])
     assert np.asarray(answered).reshape(-1).tolist() == first[1].tolist()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["supsup", "hnet"])
+def test_a_method_that_infers_the_task_classifies_through_pyfunc_as_in_its_run(recipe, tmp_path):
+    uri = f"sqlite:///{tmp_path}/m.db"
+    result = run(RunConfig(recipe, n_experiences=2, epochs=1, tracking_uri=uri, progress=False))
+    mlflow.set_tracking_uri(uri)
+    assert "model_error" not in MlflowClient(uri).get_run(result["mlflow_run_id"]).data.tags
+    accs, _ = _pyfunc_accuracies(f"runs:/{result['mlflow_run_id']}/model")
+    assert np.allclose(accs, result["acc_matrix"][-1], atol=1e-6)

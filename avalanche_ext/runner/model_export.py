@@ -25,7 +25,7 @@ import tempfile
 import types
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -43,15 +43,20 @@ class ClassPredictor(torch.nn.Module):
     Args:
         network: the trained model (called without task labels).
         input_shape: the shape of one input; flattened inputs are reshaped to it.
+        router: where the task is inferred outside the model (SupSup's plugin): an object whose
+            ``route_batch(network, x)`` sets the network's route for the batch before the forward pass.
     """
 
-    def __init__(self, network: torch.nn.Module, input_shape: tuple[int, ...]):
+    def __init__(self, network: torch.nn.Module, input_shape: tuple[int, ...], router: Optional[Any] = None):
         super().__init__()
         self.network = network
         self.input_shape = tuple(input_shape)
+        self.router = router
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float().reshape(x.shape[0], *self.input_shape)
+        if self.router is not None:
+            self.router.route_batch(self.network, x)
         with torch.no_grad():
             return self.network(x).argmax(dim=1)
 
@@ -134,7 +139,8 @@ def log_trained_model(logger: MLflowLogger, strategy: Any, stream: Any) -> None:
     network = strategy.model.cpu().eval()
     model: torch.nn.Module = network
     if infers_tasks(strategy, stream.scenario):
-        model = ClassPredictor(network, stream.input_shape)
+        router = next((p for p in getattr(strategy, "plugins", ()) if callable(getattr(p, "route_batch", None))), None)
+        model = ClassPredictor(network, stream.input_shape, router)
     example = input_example(stream)
     with torch.no_grad():
         output = model(torch.as_tensor(example)) if isinstance(model, ClassPredictor) else network(
