@@ -175,3 +175,27 @@ def test_the_logged_model_reproduces_the_final_accuracy(tmp_path):
     assert (Path(files) / "extra_files" / "plugin_states.pt").is_file()
     reqs = (Path(files) / "requirements.txt").read_text()
     assert "torch==" in reqs and "avalanche-lib==" in reqs
+
+
+@pytest.mark.slow
+def test_a_task_il_model_that_needs_task_labels_is_logged_and_reproduces_the_accuracy(tmp_path):
+    import mlflow
+    import numpy as np
+    from avalanche.models.utils import avalanche_forward
+
+    from avalanche_ext.benchmarks import build_benchmark
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    result = run(RunConfig("ewc", scenario="task", n_experiences=2, epochs=1, tracking_uri=uri, progress=False))
+    assert "model_error" not in MlflowClient(uri).get_run(result["mlflow_run_id"]).data.tags
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pytorch.load_model(f"runs:/{result['mlflow_run_id']}/model").eval()
+    stream = build_benchmark("split_digits", "task", n_experiences=2, seed=0)
+    accs = []
+    for exp in stream.test_stream:
+        xs = torch.stack([exp.dataset[i][0] for i in range(len(exp.dataset))])
+        ys = torch.tensor([int(exp.dataset[i][1]) for i in range(len(exp.dataset))])
+        tasks = torch.full((len(ys),), exp.task_label)
+        with torch.no_grad():
+            accs.append(float((avalanche_forward(model, xs, tasks).argmax(1) == ys).float().mean()))
+    assert np.allclose(accs, result["acc_matrix"][-1], atol=1e-6)

@@ -85,6 +85,17 @@ def without_local_functions(model: torch.nn.Module) -> Iterator[None]:
             module.__dict__[name] = value
 
 
+def output_of(model: torch.nn.Module, example: np.ndarray) -> Optional[np.ndarray]:
+    """``model``'s output on ``example``; None when the model needs more than the inputs (task labels
+    in task-IL) or gives something other than a tensor: the signature then describes the inputs only."""
+    try:
+        with torch.no_grad():
+            output = model(torch.as_tensor(example))
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return output.cpu().numpy() if isinstance(output, torch.Tensor) else None
+
+
 def plugin_states(strategy: Any) -> dict[str, Any]:
     """``{"<index>:<class name>": state_dict()}`` of every plugin that has a state to give."""
     states = {}
@@ -142,10 +153,8 @@ def log_trained_model(logger: MLflowLogger, strategy: Any, stream: Any) -> None:
         router = next((p for p in getattr(strategy, "plugins", ()) if callable(getattr(p, "route_batch", None))), None)
         model = ClassPredictor(network, stream.input_shape, router)
     example = input_example(stream)
-    with torch.no_grad():
-        output = model(torch.as_tensor(example)) if isinstance(model, ClassPredictor) else network(
-            torch.as_tensor(example))
-    signature = infer_signature(example, output.cpu().numpy())
+    output = output_of(model, example)
+    signature = infer_signature(example) if output is None else infer_signature(example, output)
     with tempfile.TemporaryDirectory() as tmp:
         states = Path(tmp) / "plugin_states.pt"
         torch.save(plugin_states(strategy), states)
