@@ -148,25 +148,35 @@ def test_library_errors_name_the_argument():
         get_recipe("naive").resolve("split_digits", {"lr": float("nan")})
 
 
+def _logged_model(uri, result):
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    return mlflow.pytorch.load_model(f"runs:/{result['mlflow_run_id']}/model").eval()
+
+
+def _accuracies(forward, scenario):
+    """``forward(inputs, task labels)``'s accuracy on each test experience of split_digits (2 experiences)."""
+    from avalanche_ext.benchmarks import build_benchmark
+
+    accs = []
+    for exp in build_benchmark("split_digits", scenario, n_experiences=2, seed=0).test_stream:
+        xs = torch.stack([exp.dataset[i][0] for i in range(len(exp.dataset))])
+        ys = torch.tensor([int(exp.dataset[i][1]) for i in range(len(exp.dataset))])
+        with torch.no_grad():
+            accs.append(float((forward(xs, torch.full((len(ys),), exp.task_label)).argmax(1) == ys).float().mean()))
+    return accs
+
+
 @pytest.mark.slow
 def test_the_logged_model_reproduces_the_final_accuracy(tmp_path):
     import mlflow
     import numpy as np
 
-    from avalanche_ext.benchmarks import build_benchmark
-
     uri = f"sqlite:///{tmp_path}/m.db"
     result = run(RunConfig("naive", n_experiences=2, epochs=1, tracking_uri=uri, progress=False))
-    mlflow.set_tracking_uri(uri)
-    model = mlflow.pytorch.load_model(f"runs:/{result['mlflow_run_id']}/model").eval()
-    stream = build_benchmark("split_digits", "class", n_experiences=2, seed=0)
-    accs = []
-    for exp in stream.test_stream:
-        xs = torch.stack([exp.dataset[i][0] for i in range(len(exp.dataset))])
-        ys = torch.tensor([int(exp.dataset[i][1]) for i in range(len(exp.dataset))])
-        with torch.no_grad():
-            accs.append(float((model(xs).argmax(1) == ys).float().mean()))
-    assert np.allclose(accs, result["acc_matrix"][-1], atol=1e-6)
+    model = _logged_model(uri, result)
+    assert np.allclose(_accuracies(lambda xs, tasks: model(xs), "class"), result["acc_matrix"][-1], atol=1e-6)
     client = MlflowClient(uri)
     r = client.get_run(result["mlflow_run_id"])
     (dataset,) = r.inputs.dataset_inputs
@@ -179,23 +189,12 @@ def test_the_logged_model_reproduces_the_final_accuracy(tmp_path):
 
 @pytest.mark.slow
 def test_a_task_il_model_that_needs_task_labels_is_logged_and_reproduces_the_accuracy(tmp_path):
-    import mlflow
     import numpy as np
     from avalanche.models.utils import avalanche_forward
-
-    from avalanche_ext.benchmarks import build_benchmark
 
     uri = f"sqlite:///{tmp_path}/m.db"
     result = run(RunConfig("ewc", scenario="task", n_experiences=2, epochs=1, tracking_uri=uri, progress=False))
     assert "model_error" not in MlflowClient(uri).get_run(result["mlflow_run_id"]).data.tags
-    mlflow.set_tracking_uri(uri)
-    model = mlflow.pytorch.load_model(f"runs:/{result['mlflow_run_id']}/model").eval()
-    stream = build_benchmark("split_digits", "task", n_experiences=2, seed=0)
-    accs = []
-    for exp in stream.test_stream:
-        xs = torch.stack([exp.dataset[i][0] for i in range(len(exp.dataset))])
-        ys = torch.tensor([int(exp.dataset[i][1]) for i in range(len(exp.dataset))])
-        tasks = torch.full((len(ys),), exp.task_label)
-        with torch.no_grad():
-            accs.append(float((avalanche_forward(model, xs, tasks).argmax(1) == ys).float().mean()))
+    model = _logged_model(uri, result)
+    accs = _accuracies(lambda xs, tasks: avalanche_forward(model, xs, tasks), "task")
     assert np.allclose(accs, result["acc_matrix"][-1], atol=1e-6)
