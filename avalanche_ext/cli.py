@@ -1,4 +1,4 @@
-"""The ``avalanche-ext`` command: benchmarks, list, run, taxonomy."""
+"""The ``avalanche-ext`` command: benchmarks, list, run, taxonomy, sweep, compare, runs, sync."""
 
 from __future__ import annotations
 
@@ -12,6 +12,38 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
 
+def _resume_command(argv: Sequence[str]) -> str:
+    """The command line that continues an interrupted command: the same flags, ``--resume`` instead of ``--stop-after``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--stop-after":
+            skip = True
+            continue
+        if a.startswith("--stop-after="):
+            continue
+        out.append(a)
+    if "--resume" not in out:
+        out.append("--resume")
+    return "avalanche-ext " + shlex.join(out)
+
+
+def _interrupted_line(stop: Any, argv: Sequence[str]) -> str:
+    """The one line a run or taxonomy ended by SIGINT, SIGTERM or a stop file prints."""
+    what = f"interrupted by {stop.why}"
+    if stop.run_id:
+        what += f"; MLflow run {stop.run_id} marked KILLED"
+    if getattr(stop, "runs_killed", 0):
+        what += f" with {stop.runs_killed} of its runs"
+    if stop.checkpoint:
+        what += f"; checkpoint kept in {stop.checkpoint}"
+    if getattr(stop, "spool", None):
+        what += f"; tracking records not sent are in {stop.spool} (avalanche-ext sync {stop.spool})"
+    return f"avalanche-ext: {what}; continue with: {_resume_command(argv)}"
+
+
 def _parse_sets(items: Sequence[str]) -> dict[str, str]:
     out = {}
     for item in items or []:
@@ -22,12 +54,20 @@ def _parse_sets(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def check_retry_budget(value: float, flag: str) -> float:
+    from .runner import check_retry_budget as check
+
+    return check(value, flag)
+
+
 def _shared(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`~avalanche_ext.runner.RunSettings` every command takes from its flags (all but ``--validation``:
     a sweep always runs on the validation split)."""
     return {"benchmark": args.benchmark, "n_experiences": args.n_experiences, "epochs": args.epochs,
             "overrides": _parse_sets(args.set), "data_root": args.data_root, "online": args.online,
-            "online_size": args.online_size, "tracking_uri": args.tracking_uri, "experiment": args.experiment}
+            "online_size": args.online_size, "tracking_uri": args.tracking_uri, "experiment": args.experiment,
+            "tracking_retry_s": check_retry_budget(args.tracking_retry_s, "--tracking-retry-s"),
+            "log_model": args.log_model}
 
 
 def _fan_out(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,8 +117,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .plugins import NonFiniteLossError
-    from .runner import RunConfig, TrackedRun
+    from .runner import RunConfig, TrackedRun, check_seed
 
+    check_seed(args.seed, "--seed")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
     cfg = RunConfig(
         args.recipe, **_shared(args), validation=args.validation, scenario=args.scenario, seed=args.seed,
         progress=not args.quiet, threads=args.threads,
@@ -92,6 +135,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         kept = f"; the last checkpoint is kept in {cfg.checkpoint_dir}" if cfg.checkpoint_dir else ""
         print(f"avalanche-ext: training stopped: {e}. The MLflow run is marked FAILED{kept}.", file=sys.stderr)
         return EXIT_FAILED
+    if result.get("tracking_spool"):
+        print(f"avalanche-ext: the tracking store stopped answering ({result['tracking_error']}); training went on "
+              f"and the run's metrics, parameters, tags, artifacts and final status are kept in "
+              f"{result['tracking_spool']}: send them with: avalanche-ext sync {result['tracking_spool']}",
+              file=sys.stderr)
     if result["stopped"]:
         print(f"stopped after {cfg.stop_after} experience(s) as asked; the checkpoint is in {cfg.checkpoint_dir}: "
               f"run the same command with --resume instead of --stop-after to continue", file=sys.stderr)
@@ -164,6 +212,32 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .logging import Tracking
+    from .runs import close_stale
+
+    if not args.close_stale:
+        raise ValueError("runs: say what to do, e.g. --close-stale")
+    if not args.stale_after > 0:
+        raise ValueError(f"--stale-after must be > 0 seconds, got {args.stale_after}")
+    closed = close_stale(Tracking.connect(args.tracking_uri), args.stale_after, dry_run=args.dry_run)
+    verb = "would mark" if args.dry_run else "marked"
+    for run_id, name, why in closed:
+        print(f"{run_id} {name}: {verb} KILLED ({why})")
+    print(f"{len(closed)} stale run(s) {verb} KILLED", file=sys.stderr)
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .runs import print_sync, spool_paths_default, sync
+
+    results = sync(args.paths or spool_paths_default(), args.tracking_uri)
+    print_sync(results)
+    if not results:
+        print("avalanche-ext: no spool to send", file=sys.stderr)
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .report.compare import compare_reports
 
@@ -189,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--online", action="store_true",
                         help="streaming protocol: each sample seen once, in mini-experiences of --online-size")
         sp.add_argument("--online-size", type=int, default=10, help="samples per online mini-experience")
+        sp.add_argument("--tracking-retry-s", type=float, default=60.0, metavar="SECONDS",
+                        help="how long a failing tracking store is retried before the run spools its records "
+                             "locally (sent later with avalanche-ext sync)")
+        sp.add_argument("--log-model", action=argparse.BooleanOptionalAction, default=True,
+                        help="log the trained model to MLflow at the end of each run")
 
     def executor_options(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--executor", default="process", choices=["serial", "process", "ray"],
@@ -293,6 +372,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a hyper-parameter of every recipe that has it")
     sp.set_defaults(func=cmd_taxonomy)
+
+    sp = sub.add_parser("runs", help="manage runs: --close-stale ends the runs left RUNNING by a dead process")
+    sp.add_argument("--close-stale", action="store_true",
+                    help="mark KILLED every RUNNING run whose process is gone or whose heartbeat is too old")
+    sp.add_argument("--stale-after", type=float, default=300.0, metavar="SECONDS",
+                    help="heartbeat age after which a run counts as dead (default 300)")
+    sp.add_argument("--dry-run", action="store_true", help="only list them")
+    sp.add_argument("--tracking-uri", default=None)
+    sp.set_defaults(func=cmd_runs)
+
+    sp = sub.add_parser("sync", help="send the records spooled while the tracking store was away")
+    sp.add_argument("paths", nargs="*", help="spool files or folders to search (default .avalanche-ext)")
+    sp.add_argument("--tracking-uri", default=None, help="send to this store instead of the spooled run's own")
+    sp.set_defaults(func=cmd_sync)
     return p
 
 
@@ -307,9 +400,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .hparams import HParamError
     from .logging import TrackingUnavailableError
     from .recipe import UnsupportedScenarioError
+    from .runner import RunInterrupted
 
     try:
         return args.func(args)
+    except RunInterrupted as stop:
+        print(_interrupted_line(stop, sys.argv[1:] if argv is None else argv), file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:
+        print("avalanche-ext: interrupted", file=sys.stderr)
+        return 130
     except (UnknownNameError, UnsupportedScenarioError, HParamError, DataNotFoundError,
             TrackingUnavailableError, CheckpointError, RayUnavailableError, ValueError) as e:
         print(f"avalanche-ext: error: {e}", file=sys.stderr)

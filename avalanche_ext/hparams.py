@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Iterator, Mapping
 
 #: Settings every recipe has. Recipes and benchmarks override them; ``--set`` wins last.
@@ -41,15 +42,43 @@ class HParamError(ValueError):
     """A hyper-parameter that does not exist or has the wrong type."""
 
 
+def _parse(raw: str) -> Any:
+    """A command-line value: JSON, ``true``/``false``, a float in any of Python's spellings
+    (``nan``, ``-Infinity``, ``1_000``), else the string itself."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        pass
+    flag = {"true": True, "false": False}.get(raw.lower())
+    if flag is not None:
+        return flag
+    try:
+        return float(raw)
+    except ValueError:
+        return raw
+
+
+def check_finite(key: str, value: Any, raw: Any = None) -> None:
+    """Refuse a NaN or infinite number (in a list too), which no setting accepts.
+
+    Raises:
+        HParamError: ``value`` is, or holds, NaN or an infinity.
+    """
+    items = value if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if isinstance(item, float) and not math.isfinite(item):
+            shown = raw if raw is not None else value
+            raise HParamError(f"{key}={shown!r}: must be a finite number, not {item}")
+
+
 def coerce(key: str, raw: Any, default: Any) -> Any:
-    """Convert ``raw`` (a string from the command line, or a value) to ``default``'s type."""
-    if isinstance(raw, str) and not isinstance(default, str):
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = {"true": True, "false": False}.get(raw.lower(), raw)
-    else:
-        value = raw
+    """Convert ``raw`` (a string from the command line, or a value) to ``default``'s type.
+
+    Raises:
+        HParamError: the value does not convert, or is NaN or infinite.
+    """
+    value = _parse(raw) if isinstance(raw, str) and not isinstance(default, str) else raw
+    check_finite(key, value, raw)
     if default is None:
         return value
     kind = type(default)
@@ -83,8 +112,11 @@ class HParams(Mapping[str, Any]):
         self._values = dict(values)
 
     def __getattr__(self, key: str) -> Any:
+        values = self.__dict__.get("_values")
+        if values is None or key.startswith("__"):  # while unpickled: no state yet
+            raise AttributeError(key)
         try:
-            return self._values[key]
+            return values[key]
         except KeyError:
             raise AttributeError(f"no hyper-parameter {key!r}; known: {', '.join(sorted(self._values))}") from None
 

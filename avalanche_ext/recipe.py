@@ -268,8 +268,15 @@ def _check_common(values: dict[str, Any]) -> None:
     for key in ("epochs", "batch_size", "eval_batch_size", "hidden", "layers"):
         if values[key] < 1:
             raise HParamError(f"{key} must be >= 1, got {values[key]}")
-    if values["lr"] <= 0:
-        raise HParamError(f"lr must be > 0, got {values['lr']}")
+    for key, value in values.items():
+        if (key == "lr" or key.endswith("_lr")) and isinstance(value, (int, float)) and value <= 0:
+            raise HParamError(f"{key} must be > 0, got {value}")
+    if not 0 <= values["momentum"] < 1:
+        raise HParamError(f"momentum must be in [0, 1), got {values['momentum']}")
+    if values["weight_decay"] < 0:
+        raise HParamError(f"weight_decay must be >= 0, got {values['weight_decay']}")
+    if values["pretrain_epochs"] < 0:
+        raise HParamError(f"pretrain_epochs must be >= 0, got {values['pretrain_epochs']}")
     if values["optimizer"] not in ("sgd", "adam"):
         raise HParamError(f"optimizer must be 'sgd' or 'adam', got {values['optimizer']!r}")
     from .models import ARCHS

@@ -15,6 +15,7 @@ def test_bad_input_exits_2_with_message(what, argv, message, capsys, tmp_path):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert not (tmp_path / "m.db").exists(), "a refused run must not create a tracking store"
 
 

@@ -5,7 +5,9 @@ dill) to a temporary file that is then renamed over the previous one, so a proce
 killed while writing leaves the previous checkpoint intact. It holds:
 
 * ``identity``: recipe, benchmark, scenario, seed, stream length, protocol and every
-  resolved hyper-parameter; a checkpoint is only ever loaded into the same run;
+  resolved hyper-parameter; a checkpoint is only ever loaded into the same run, and its file
+  name ends with a short hash of it (:func:`identity_hash`), so runs with other settings
+  keep their checkpoints apart;
 * ``progress``: the training steps done, the accuracy matrix so far, the training time
   and the MLflow run id (a resumed run continues that MLflow run);
 * ``rng``: the states of Python's, NumPy's and PyTorch's generators;
@@ -28,9 +30,9 @@ from __future__ import annotations
 
 from ..training.files import atomic_save
 from .errors import CheckpointError, CheckpointMismatchError
-from .file import CHECKPOINT_VERSION, Checkpointer, rng_state, set_rng_state
+from .file import CHECKPOINT_VERSION, Checkpointer, describe_difference, identity_hash, rng_state, set_rng_state
 from .pickling import Unsaved
 from .state import TRANSIENT, capture_state, restore_state
 
-__all__ = ["CHECKPOINT_VERSION", "TRANSIENT", "CheckpointError", "CheckpointMismatchError", "Checkpointer", "Unsaved",
+__all__ = ["CHECKPOINT_VERSION", "TRANSIENT", "CheckpointError", "CheckpointMismatchError", "Checkpointer", "Unsaved", "describe_difference", "identity_hash",
            "atomic_save", "capture_state", "restore_state", "rng_state", "set_rng_state"]

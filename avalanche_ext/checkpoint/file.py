@@ -29,10 +29,20 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def _describe_difference(saved: dict[str, Any], current: dict[str, Any]) -> str:
+def describe_difference(saved: dict[str, Any], current: dict[str, Any]) -> str:
+    """What differs between two identities, e.g. ``hp.epochs: checkpoint 1, now 2`` (six at most)."""
     keys = sorted(set(saved) | set(current), key=str)
     diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
     return "; ".join(diffs[:6]) + (" ..." if len(diffs) > 6 else "")
+
+
+def identity_hash(identity: dict[str, Any]) -> str:
+    """A short hash of a run's identity (8 hex digits), part of its checkpoint's file name."""
+    import hashlib
+    import json
+
+    text = json.dumps({k: _plain(v) for k, v in identity.items()}, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def _plain(value: Any) -> Any:
@@ -56,6 +66,14 @@ class Checkpointer:
         self.path = Path(path)
         self.identity = {k: _plain(v) for k, v in identity.items()}
 
+    def identity_of(self, path: str | Path) -> dict[str, Any]:
+        """The identity and progress saved in another checkpoint file (raises :class:`CheckpointError`)."""
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            return {"identity": ckpt["identity"], "progress": ckpt["progress"]}
+        except Exception as exc:
+            raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+
     def exists(self) -> bool:
         return self.path.is_file()
 
@@ -76,7 +94,7 @@ class Checkpointer:
                                   f"{CHECKPOINT_VERSION}; start the run again without --resume")
         if ckpt["identity"] != self.identity:
             raise CheckpointMismatchError(
-                f"{self.path} belongs to another run ({_describe_difference(ckpt['identity'], self.identity)}); "
+                f"{self.path} belongs to another run ({describe_difference(ckpt['identity'], self.identity)}); "
                 f"drop --resume to start again, or use another --checkpoint-dir")
         return ckpt
 

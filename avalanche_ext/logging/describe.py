@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 #: Plugins every run has (the evaluator, loggers, the loss guard): not part of a method's description.
-_INFRASTRUCTURE = ("EvaluationPlugin", "MLflowLogger", "ProgressLogger", "FiniteLossGuard", "Clock")
+_INFRASTRUCTURE = ("EvaluationPlugin", "MLflowLogger", "ProgressLogger", "FiniteLossGuard", "Clock", "StopWatch")
 
 #: Packages a result depends on.
 _PACKAGES = ("avalanche-ext", "avalanche-lib", "torch", "torchvision", "numpy", "mlflow")

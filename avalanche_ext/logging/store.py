@@ -32,16 +32,82 @@ def resolve_tracking_uri(uri: Optional[str] = None) -> str:
     return uri
 
 
+#: URI schemes MLflow has a tracking store for ("" is a plain path: a file store).
+_SCHEMES = ("", "file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc")
+
+
+def _writable_dir(path: Path) -> Optional[str]:
+    """Why files cannot be created in ``path`` (or its nearest existing parent), or None if they can.
+
+    The check creates a temporary file and removes it: it works for root too, where permission
+    bits say nothing (a read-only file system, ``/proc``).
+    """
+    import tempfile
+
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a directory"
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        return f"cannot create files in {probe} ({e.strerror or e})"
+    return None
+
+
+def _check_local_store(uri: str, path: Path) -> None:
+    """A SQLite database or file store at ``path``: its directory must be writable, and the database too."""
+    problem = _writable_dir(path.parent if uri.startswith(_SQLITE) else path)
+    if problem is None and uri.startswith(_SQLITE) and path.exists():
+        try:
+            with open(path, "r+b"):
+                pass
+        except OSError as e:
+            problem = f"cannot write {path} ({e.strerror or e})"
+    if problem:
+        raise TrackingUnavailableError(f"cannot write the MLflow store {uri}: {problem}; pass a --tracking-uri "
+                                       f"in a directory you can write, e.g. {DEFAULT_TRACKING_URI}")
+
+
 def check_tracking(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast when an ``http(s)`` tracking server does not answer (a local store is not created here)."""
-    if not uri.startswith(("http://", "https://")):
+    """Refuse a tracking URI that cannot work, before anything is created.
+
+    A URI whose scheme MLflow has no store for, or that is malformed (``htp:/x``,
+    ``http:/x``, ``sqlite:/x``); a SQLite database or file store in a directory this user
+    cannot write; an ``http(s)`` server that does not answer. Nothing is created here.
+
+    Raises:
+        TrackingUnavailableError: one of the above, with what to pass instead.
+    """
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if scheme not in _SCHEMES or (scheme == "file" and parsed.netloc not in ("", "localhost")):
+        raise TrackingUnavailableError(
+            f"tracking URI {uri!r} is not one MLflow can use (scheme {scheme!r}); pass sqlite:///PATH.db, "
+            f"http://HOST:PORT or a directory")
+    if scheme in ("http", "https") and not parsed.hostname:
+        raise TrackingUnavailableError(f"tracking URI {uri!r} has no host; pass {scheme}://HOST:PORT")
+    if scheme == "sqlite":
+        if not uri.startswith(_SQLITE) or len(uri) == len(_SQLITE):
+            raise TrackingUnavailableError(f"tracking URI {uri!r} is malformed; a SQLite store is "
+                                           f"sqlite:///relative/path.db or sqlite:////absolute/path.db")
+        _check_local_store(uri, Path(uri[len(_SQLITE):]).expanduser())
+    elif scheme in ("", "file"):
+        _check_local_store(uri, Path(parsed.path if scheme == "file" else uri).expanduser())
+    if scheme not in ("http", "https"):
         return
     import urllib.error
     import urllib.request
 
     try:
         urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).read()
-    except (urllib.error.URLError, OSError) as e:
+    except (urllib.error.URLError, OSError, ValueError) as e:
         raise TrackingUnavailableError(
             f"cannot reach the MLflow tracking server at {uri} ({e}); start it, or pass "
             f"--tracking-uri {DEFAULT_TRACKING_URI} to track locally"
@@ -125,7 +191,8 @@ class Tracking:
         checked the first time this process connects to it.
 
         Raises:
-            TrackingUnavailableError: an ``http(s)`` server does not answer.
+            TrackingUnavailableError: a malformed URI, an unwritable local store, or an
+                ``http(s)`` server that does not answer (see :func:`check_tracking`).
         """
         resolved = resolve_tracking_uri(uri)
         tracking = _CONNECTED.get(resolved)

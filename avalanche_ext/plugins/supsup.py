@@ -242,15 +242,27 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
                     lut[label] = slot
             model.use_task(lut[task_ids])
             return
+        tasks = self.route_batch(model, strategy.mb_x)
+        truth = self._truth(strategy, model)
+        if tasks is not None and truth is not None:
+            self._inferred = (tasks, truth)
+
+    def route_batch(self, model: SupSupNet, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """Infer the mask of every input of ``x`` (no task labels) and route ``model`` through it.
+
+        What evaluation does before each forward pass; a logged model that classifies without
+        task labels calls it too (:class:`avalanche_ext.runner.model_export.ClassPredictor`).
+
+        Returns:
+            the inferred mask slots, or None while no mask is frozen (the live slot is used).
+        """
         if model.num_masks == 0:
             model.use_task(model.num_masks)
-            return
+            return None
         with torch.enable_grad():
-            tasks = self._infer(model, strategy.mb_x)
-        truth = self._truth(strategy, model)
-        if truth is not None:
-            self._inferred = (tasks, truth)
+            tasks = self._infer(model, x)
         model.use_task(tasks)
+        return tasks
 
     def _truth(self, strategy: Any, model: SupSupNet) -> Optional[int]:
         if self.mode == "gns" and self.task_ids == "labels":

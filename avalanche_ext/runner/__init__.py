@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..logging import Tracking
-from .config import KILL_AFTER_ENV, RunConfig, RunSettings
+from .config import DEFAULT_TRACKING_RETRY_S, KILL_AFTER_ENV, SEED_MAX, RunConfig, RunSettings, check_retry_budget, check_seed
+from .interrupt import RunInterrupted, StopWatch, interrupts_raise
 from .loop import make_evaluator, peak_rss_mb, seed_everything
 from .plan import RunPlan, checkpointer, default_scenario, validate
 from .tracked import TrackedRun
@@ -27,5 +28,7 @@ def run(cfg: RunConfig, tracking: Optional[Tracking] = None) -> dict[str, Any]:
     return TrackedRun(cfg, tracking).execute()
 
 
-__all__ = ["KILL_AFTER_ENV", "RunConfig", "RunPlan", "RunSettings", "TrackedRun", "checkpointer", "default_scenario",
-           "make_evaluator", "peak_rss_mb", "run", "seed_everything", "validate"]
+__all__ = ["DEFAULT_TRACKING_RETRY_S", "KILL_AFTER_ENV", "SEED_MAX", "RunConfig", "RunInterrupted", "RunPlan",
+           "RunSettings", "StopWatch", "TrackedRun", "check_retry_budget", "check_seed", "checkpointer",
+           "default_scenario", "interrupts_raise", "make_evaluator", "peak_rss_mb", "run", "seed_everything",
+           "validate"]

@@ -6,11 +6,11 @@ import os
 from typing import Any, NamedTuple, Optional
 
 from ..benchmarks import get_spec
-from ..checkpoint import Checkpointer
+from ..checkpoint import Checkpointer, identity_hash
 from ..hparams import HParams
 from ..recipe import Recipe
 from ..registry import get_recipe
-from .config import RunConfig
+from .config import RunConfig, check_retry_budget, check_seed
 
 
 class RunPlan(NamedTuple):
@@ -36,8 +36,12 @@ def validate(cfg: RunConfig) -> RunPlan:
         UnknownNameError: unknown recipe or benchmark.
         UnsupportedScenarioError: the recipe does not support the scenario.
         HParamError: an unknown hyper-parameter, a value of the wrong type or not among its choices.
-        ValueError: settings that contradict each other.
+        ValueError: settings that contradict each other, a seed outside ``[0, 2**32 - 1]``, a bad retry budget.
     """
+    check_seed(cfg.seed)
+    check_retry_budget(cfg.tracking_retry_s)
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ValueError(f"threads must be >= 1, got {cfg.threads}")
     recipe = get_recipe(cfg.recipe)
     spec = get_spec(cfg.benchmark)
     scenario = cfg.scenario or default_scenario(recipe, spec)
@@ -80,18 +84,25 @@ def run_params(cfg: RunConfig, plan: RunPlan, n_experiences: int) -> dict[str, A
     }
 
 
+def checkpoint_stem(cfg: RunConfig, plan: RunPlan) -> str:
+    """The part of the checkpoint's file name that runs with other settings share: ``recipe-benchmark-scenario-seedN``."""
+    name = f"{plan.recipe.name}-{cfg.benchmark}-{plan.scenario}-seed{cfg.seed}"
+    return name + ("-online" if cfg.online else "") + ("-validation" if cfg.validation else "")
+
+
 def checkpointer(cfg: RunConfig, plan: RunPlan) -> Optional[Checkpointer]:
     """The run's checkpoint file in ``cfg.checkpoint_dir``, or None without checkpoints.
 
-    Recipes that train once on the whole stream (``joint``) have nothing to resume.
+    The file is ``<checkpoint_stem>-<hash of the identity>.ckpt``: runs that differ in any
+    hyper-parameter keep their checkpoints apart. Recipes that train once on the whole stream
+    (``joint``) have nothing to resume.
     """
     recipe, scenario, hp = plan
     if not cfg.checkpoint_dir or recipe.trains_once:
         return None
-    name = f"{recipe.name}-{cfg.benchmark}-{scenario}-seed{cfg.seed}"
-    name += ("-online" if cfg.online else "") + ("-validation" if cfg.validation else "")
     identity = {"recipe": recipe.name, "benchmark": cfg.benchmark, "scenario": scenario, "seed": cfg.seed,
                 "n_experiences": cfg.n_experiences, "validation": cfg.validation, "online": cfg.online,
                 "online_size": cfg.online_size if cfg.online else None,
                 **{f"hp.{k}": v for k, v in hp.items()}}
-    return Checkpointer(os.path.join(cfg.checkpoint_dir, name + ".ckpt"), identity)
+    name = f"{checkpoint_stem(cfg, plan)}-{identity_hash(identity)}.ckpt"
+    return Checkpointer(os.path.join(cfg.checkpoint_dir, name), identity)

@@ -13,15 +13,18 @@ from typing import Any, Optional
 import torch
 
 from ..benchmarks import build_benchmark
-from ..checkpoint import CheckpointError, capture_state
+from ..checkpoint import CheckpointError, CheckpointMismatchError, capture_state, describe_difference
 from ..functional import summarize
 from ..logging import AccuracyMatrix, MLflowLogger, ProgressLogger, Tracking
+from ..logging.liveness import close_run, looks_alive
 from ..plugins import FiniteLossGuard
 from ..protocols import collect_memory_reports
 from ..recipe import RecipeContext
 from .config import KILL_AFTER_ENV, RunConfig
+from .interrupt import RunInterrupted, StopWatch, ignore_interrupts, interrupts_raise
 from .loop import last_task_inference_acc, make_evaluator, peak_rss_mb, seed_everything, training_steps
-from .plan import checkpointer, run_name, run_params, validate
+from .model_export import log_dataset, log_trained_model
+from .plan import checkpoint_stem, checkpointer, run_name, run_params, validate
 
 
 class TrackedRun:
@@ -37,12 +40,21 @@ class TrackedRun:
 
     * ``FINISHED``: trained to the end; the accuracy matrix, its heatmap, the training time
       and peak memory are logged and the checkpoint is removed;
-    * ``KILLED``: stopped as asked after ``cfg.stop_after`` steps; the checkpoint is kept;
+    * ``KILLED``: stopped as asked after ``cfg.stop_after`` steps, or interrupted by SIGINT,
+      SIGTERM or ``cfg.stop_file`` (:class:`RunInterrupted` is raised after the run is ended,
+      with the run id and the checkpoint to resume from); the checkpoint is kept;
     * ``FAILED``: training raised; the error is logged and the last checkpoint is kept.
 
-    A run started again without ``resume`` over the checkpoint of an unfinished one ends
-    that one's MLflow run as ``KILLED`` first. Fault injection (:data:`KILL_AFTER_ENV`)
-    kills the process right after a checkpoint, as a crashed machine would.
+    With ``cfg.log_model`` the trained model is logged as ``model`` (see
+    :mod:`avalanche_ext.runner.model_export`); the benchmark is the run's dataset input.
+
+    A run started again without ``resume`` over the checkpoint of an unfinished one, or over
+    the checkpoint of a run of the same recipe, benchmark, scenario and seed with other
+    settings, ends that one's MLflow run as ``KILLED`` first (tag ``killed_reason``), unless
+    its process is still alive. Fault injection (:data:`KILL_AFTER_ENV`) kills the process
+    right after a checkpoint, as a crashed machine would. A tracking store that fails past
+    ``cfg.tracking_retry_s`` does not stop training: the rest goes to a spool beside the
+    checkpoint (the result's ``tracking_spool``).
 
     Example:
         >>> result = TrackedRun(RunConfig("ewc", n_experiences=3, epochs=1)).execute()  # doctest: +SKIP
@@ -54,7 +66,9 @@ class TrackedRun:
 
     Raises:
         UnknownNameError, UnsupportedScenarioError, HParamError, ValueError: a bad configuration.
-        TrackingUnavailableError: the tracking server does not answer.
+        TrackingUnavailableError: the tracking URI is malformed, its store unwritable, or its server does not answer.
+        CheckpointMismatchError: ``resume`` over a checkpoint of the same run made with other settings.
+        RunInterrupted: from :meth:`execute`, after the run was ended KILLED.
     """
 
     def __init__(self, cfg: RunConfig, tracking: Optional[Tracking] = None):
@@ -70,7 +84,12 @@ class TrackedRun:
     # ----- the run, start to end -----------------------------------------------------------
     def execute(self) -> dict[str, Any]:
         """Run to the end (or to ``cfg.stop_after``) and return the result record of ``avalanche-ext run --json``."""
+        with interrupts_raise():
+            return self._execute()
+
+    def _execute(self) -> dict[str, Any]:
         cfg = self.cfg
+        self._check_stop_file()
         saved = self._saved_checkpoint()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -82,7 +101,14 @@ class TrackedRun:
             strategy = self._build(stream)
             done, train_s = self._restore(strategy, saved) if saved else (0, 0.0)
             train_s, stopped = self._train(strategy, stream, done, train_s)
-            return self._finish(strategy, train_s, stopped, resumed_from=done if saved else None)
+            return self._finish(strategy, stream, train_s, stopped, resumed_from=done if saved else None)
+        except RunInterrupted as stop:
+            self._interrupted(stop)
+            raise
+        except KeyboardInterrupt:  # SIGINT outside the main thread's handler
+            stop = RunInterrupted(signal.SIGINT)
+            self._interrupted(stop)
+            raise stop from None
         except BaseException as error:
             self._end("FAILED", error)
             raise
@@ -94,11 +120,20 @@ class TrackedRun:
             cfg.experiment, self.name, self.tracking, params=run_params(cfg, plan, stream.n_experiences),
             tags={"recipe": plan.recipe.name, "benchmark": cfg.benchmark, "scenario": plan.scenario},
             parent_run_id=cfg.parent_run_id, run_id=saved["progress"]["mlflow_run_id"] if saved else None,
+            retry_budget_s=cfg.tracking_retry_s, spool_path=self._spool_path,
         )
+        if not saved:
+            log_dataset(self.logger, stream, cfg.benchmark, stream.n_experiences)
+
+    def _spool_path(self, run_id: Optional[str]) -> Path:
+        """Where the run's spool goes: beside its checkpoint, else ``.avalanche-ext/spool/<run id>.jsonl``."""
+        if self.checkpoint is not None:
+            return self.checkpoint.path.with_suffix(".spool.jsonl").resolve()
+        return Path(".avalanche-ext", "spool", f"{run_id or self.name.replace('/', '-')}.jsonl").resolve()
 
     def _end(self, status: str, error: Optional[BaseException] = None) -> None:
         """End the MLflow run with ``status`` (with ``error``: FAILED, the error logged)."""
-        if self.status is not None:
+        if self.status is not None or self.logger is None:
             return
         if error is not None:
             self.logger.fail(error)
@@ -106,15 +141,44 @@ class TrackedRun:
             self.logger.close(status=status)
         self.status = status
 
+    def _interrupted(self, stop: RunInterrupted) -> None:
+        """End the run as KILLED after SIGINT, SIGTERM or the stop file; ``stop`` learns what to tell the user."""
+        ignore_interrupts()
+        if self.logger is not None and self.status is None:
+            self.logger.set_tag("killed_reason", f"interrupted by {stop.why}")
+            self._end("KILLED")
+        stop.run_id = self.logger.run_id if self.logger is not None else None
+        stop.checkpoint = str(self.checkpoint.path) if self.checkpoint is not None and self.checkpoint.exists() else None
+        stop.spool = self.logger.spool_path if self.logger is not None else None
+
+    def _check_stop_file(self) -> None:
+        if self.cfg.stop_file and os.path.exists(self.cfg.stop_file):
+            raise RunInterrupted(signal.SIGTERM, f"stop file {self.cfg.stop_file}")
+
     # ----- steps -------------------------------------------------------------------------------
     def _saved_checkpoint(self) -> Optional[dict[str, Any]]:
-        """The checkpoint to resume from (with ``cfg.resume``); without, an old one's MLflow run is ended."""
+        """The checkpoint to resume from (with ``cfg.resume``); without, the MLflow runs of the run's old
+        checkpoints (same settings, or other ones) are ended.
+
+        Raises:
+            CheckpointMismatchError: ``resume``, no checkpoint of these settings, but one of other settings.
+        """
         ckpt = self.checkpoint
-        if ckpt is None or not ckpt.exists():
+        if ckpt is None:
             return None
-        if self.cfg.resume:
+        others = sorted((p for p in ckpt.path.parent.glob(f"{checkpoint_stem(self.cfg, self.plan)}-*.ckpt")
+                         if p != ckpt.path), key=lambda p: p.stat().st_mtime, reverse=True)
+        if ckpt.exists() and self.cfg.resume:
             return ckpt.load()
-        self._close_abandoned()
+        if self.cfg.resume and others:
+            saved = ckpt.identity_of(others[0])["identity"]
+            raise CheckpointMismatchError(
+                f"{others[0]} belongs to another run ({describe_difference(saved, ckpt.identity)}); drop --resume to "
+                f"start again with these settings, or resume with the checkpoint's")
+        if ckpt.exists():
+            self._close_abandoned(ckpt.path, "started again without --resume")
+        for other in others:
+            self._close_abandoned(other, "started again with other settings")
         return None
 
     def _build(self, stream: Any) -> Any:
@@ -123,7 +187,10 @@ class TrackedRun:
         loggers: list = [self.logger]
         if cfg.progress:
             loggers.append(ProgressLogger(self.name, n_experiences=stream.n_experiences))
-        ctx = RecipeContext(stream, plan.hp, make_evaluator(loggers), plugins=[FiniteLossGuard()], seed=cfg.seed)
+        plugins: list = [FiniteLossGuard()]
+        if cfg.stop_file:
+            plugins.append(StopWatch(cfg.stop_file))
+        ctx = RecipeContext(stream, plan.hp, make_evaluator(loggers), plugins=plugins, seed=cfg.seed)
         strategy = plan.recipe.build(ctx)
         self.logger.log_params(collect_memory_reports(strategy))
         if self.checkpoint is not None:
@@ -176,7 +243,8 @@ class TrackedRun:
                 return train_s, True
         return train_s, False
 
-    def _finish(self, strategy: Any, train_s: float, stopped: bool, resumed_from: Optional[int]) -> dict[str, Any]:
+    def _finish(self, strategy: Any, stream: Any, train_s: float, stopped: bool,
+                resumed_from: Optional[int]) -> dict[str, Any]:
         """Log the outcome, end the MLflow run and return the result record."""
         cfg, plan = self.cfg, self.plan
         matrix = self.logger.matrix()
@@ -189,6 +257,8 @@ class TrackedRun:
             self.logger.log_metric("train_s", train_s)
             self.logger.log_metric("peak_rss_mb", rss)
             self._log_heatmap(matrix)
+            if cfg.log_model:
+                self._log_model(strategy, stream)
             self._end("FINISHED")
             if self.checkpoint is not None:
                 self.checkpoint.remove()
@@ -198,6 +268,8 @@ class TrackedRun:
             "task_inference_acc": last_task_inference_acc(strategy),
             "train_s": train_s, "peak_rss_mb": rss, "mlflow_run_id": self.logger.run_id,
             "resumed_from_step": resumed_from, "stopped": stopped,
+            "tracking_spool": str(self.logger.spool_path) if self.logger.spool_path else None,
+            "tracking_error": self.logger.offline_reason,
         }
 
     # ----- helpers -------------------------------------------------------------------------------
@@ -211,17 +283,29 @@ class TrackedRun:
             self.logger.log_artifact(accuracy_heatmap(matrix, Path(tmp) / "accuracy_matrix.png",
                                                       title="accuracy matrix"))
 
-    def _close_abandoned(self) -> None:
-        """A run started again without ``resume``: end the MLflow run its old checkpoint belongs to."""
+    def _log_model(self, strategy: Any, stream: Any) -> None:
+        """Log the trained model; a model that cannot be logged is a warning and a tag, not a failed run."""
         try:
-            run_id = self.checkpoint.load()["progress"]["mlflow_run_id"]
-        except Exception:  # noqa: BLE001 - another run's or an unreadable checkpoint: nothing of ours to close
+            log_trained_model(self.logger, strategy, stream)
+        except Exception as e:  # noqa: BLE001 - the training is done: keep its results
+            warnings.warn(f"{self.name}: the trained model was not logged: {type(e).__name__}: {e}", stacklevel=1)
+            self.logger.set_tag("model_error", f"{type(e).__name__}: {e}")
+
+    def _close_abandoned(self, path: Path, why: str) -> None:
+        """End the MLflow run of the old checkpoint at ``path`` as KILLED, unless its process is alive."""
+        try:
+            saved = self.checkpoint.identity_of(path)
+            run_id = saved["progress"]["mlflow_run_id"]
+        except Exception:  # noqa: BLE001 - an unreadable checkpoint: nothing of ours to close
             return
+        if why.endswith("other settings"):
+            why += f" ({describe_difference(saved['identity'], self.checkpoint.identity)})"
         client = self.tracking.client
         try:
-            if client.get_run(run_id).info.status == "RUNNING":
-                client.set_tag(run_id, "abandoned", "started again without --resume")
-                client.set_terminated(run_id, status="KILLED")
+            run = client.get_run(run_id)
+            if run.info.status == "RUNNING" and not looks_alive(run):
+                client.set_tag(run_id, "abandoned", why)
+                close_run(client, run_id, why)
         except Exception:  # noqa: BLE001 - the run may live in another tracking store
             pass
 
