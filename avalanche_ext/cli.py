@@ -1,4 +1,4 @@
-"""The ``avalanche-ext`` command: benchmarks, list, run, taxonomy, sweep, compare, runs, sync."""
+"""The ``avalanche-ext`` command: benchmarks, list, run, taxonomy, sweep, select, leaderboard, compare, runs, sync."""
 
 from __future__ import annotations
 
