@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="avalanche-ext", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    def common(sp: argparse.ArgumentParser) -> None:
+    def common(sp: argparse.ArgumentParser, log_model: bool = True) -> None:
         sp.add_argument("--benchmark", default="split_digits", help="benchmark name (see `avalanche-ext benchmarks`)")
         sp.add_argument("--n-experiences", type=int, default=None)
         sp.add_argument("--epochs", type=int, default=None, help="override every recipe's epochs")
@@ -266,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--tracking-retry-s", type=float, default=60.0, metavar="SECONDS",
                         help="how long a failing tracking store is retried before the run spools its records "
                              "locally (sent later with avalanche-ext sync)")
-        sp.add_argument("--log-model", action=argparse.BooleanOptionalAction, default=True,
-                        help="log the trained model to MLflow at the end of each run")
+        sp.add_argument("--log-model", action=argparse.BooleanOptionalAction, default=log_model,
+                        help="log the trained model to MLflow at the end of each run (default: on for run and "
+                             "taxonomy; off for sweep and select, whose runs only choose settings)")
 
     def executor_options(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--executor", default="process", choices=["serial", "process", "ray"],
@@ -311,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("sweep", help="grid of hyper-parameters on the validation split; best first")
     sp.add_argument("recipe")
-    common(sp)
+    common(sp, log_model=False)
     sp.add_argument("--scenario", default=None, choices=["class", "task", "domain"])
     sp.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                     help="values to try (default: the recipe's declared grid)")
@@ -325,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("select", help="every recipe's declared grid on the validation split (the same budget for "
                                        "all); writes records and the selected settings")
-    common(sp)
+    common(sp, log_model=False)
     sp.add_argument("--recipes", default=None, help="comma-separated subset (default: every recipe)")
     sp.add_argument("--scenarios", default=None, help="comma-separated subset of class,task,domain")
     sp.add_argument("--seeds", type=int, default=2, help="seeds 0..K-1 of every configuration")
