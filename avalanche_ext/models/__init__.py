@@ -10,7 +10,8 @@ from .latent_split import (
     LatentCapture, LatentCut, LatentLayerError, compute_latents, find_layer, latent_shape, output_size, parameters_below,
     split_model,
 )
-from .latent_vae import LatentGenerator, LatentVAE, train_continually
+from .latent_generator import LatentGenerator
+from .latent_vae import LatentVAE, train_continually
 from .layers import (
     ChunkedHyperNetwork, FunctionalTarget, LateralAdaptor, MaskedConv2d, MaskedLinear, PiggybackConv2d, PiggybackLinear,
     TaskBatchNorm, UnsupportedTargetError,

@@ -11,7 +11,8 @@ from torch import Tensor, nn
 from ..functional.memory import latent_memory_bytes, replay_memory_figures, tensors_bytes
 from ..functional.negative_replay import restrict_gradient
 from ..models.latent_split import output_size
-from ..models.latent_vae import LatentGenerator, LatentVAE
+from ..models.latent_generator import LatentGenerator
+from ..models.latent_vae import LatentVAE
 from ..protocols import Number
 from .latent_replay import LatentReplayBase, first_samples
 
@@ -35,7 +36,7 @@ class GenerativeLatentReplayPlugin(LatentReplayBase):
 
     Idea: as in :class:`~avalanche_ext.plugins.LatentReplayPlugin` the model is cut at
     ``latent_layer`` and the layers below are frozen after the first experience(s), but no
-    activation is stored: a :class:`~avalanche_ext.models.latent_vae.LatentGenerator` (a
+    activation is stored: a :class:`~avalanche_ext.models.latent_generator.LatentGenerator` (a
     :class:`~avalanche_ext.models.latent_vae.LatentVAE`) is trained continually on the
     latents of every experience (with self-replay of the classes it already knows) and
     each minibatch is extended with ``R`` latents it generates for the old classes.
