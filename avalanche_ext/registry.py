@@ -25,12 +25,18 @@ def register(
     summary: str = "",
     trains_once: bool = False,
     choices: Optional[dict[str, Sequence[Any]]] = None,
+    amp: bool = True,
 ) -> Callable[[Callable], Callable]:
     """Decorate a recipe's ``build(ctx)`` function to add it to the registry.
 
     ``choices`` declares the allowed values of hyper-parameters that take one of a few values:
     an override with another value fails in :meth:`Recipe.resolve`, before any data is loaded,
     with a message that names the allowed ones.
+
+    ``amp`` says whether the strategy may train under automatic mixed precision (``--amp``):
+    leave it ``True`` for a strategy that uses Avalanche's own training step; set it ``False``
+    where the strategy or one of its plugins runs forward/backward passes of its own inside
+    that step (gradient projections, virtual updates, a lookahead) or trains in phases of its own.
 
     Example:
         >>> @register(name="my_naive", family="baseline", paper="-", scenarios=("class",),
@@ -53,6 +59,7 @@ def register(
             summary=summary or (build.__doc__ or "").strip().splitlines()[0] if (summary or build.__doc__) else "",
             trains_once=trains_once,
             choices={k: tuple(v) for k, v in (choices or {}).items()},
+            amp=amp,
         )
         existing = _RECIPES.get(name)
         if existing is not None and existing.build.__module__ != build.__module__:

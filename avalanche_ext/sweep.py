@@ -72,7 +72,8 @@ def run_sweep(cfg: SweepConfig) -> list[dict[str, Any]]:
               + (f"val acc {acc:.4f}" if result["status"] == "ok" else f"FAILED {result['error'][:120]}"),
               file=sys.stderr, flush=True)
 
-    dispatch(jobs, on_result, cfg.executor, workers=cfg.workers, address=cfg.address, cpus_per_task=cfg.cpus_per_task)
+    dispatch(jobs, on_result, cfg.executor, workers=cfg.workers, address=cfg.address, cpus_per_task=cfg.cpus_per_task,
+             gpus_per_run=cfg.gpus_per_run)
     rows = [{**dict(zip(keys, key)), "val_acc_mean": float(np.mean(v)), "val_acc_std": float(np.std(v)), "n": len(v)}
             for key, v in results.items()]
     rows.sort(key=lambda r: -np.nan_to_num(r["val_acc_mean"], nan=-1.0))

@@ -16,6 +16,7 @@ from avalanche_ext.registry import register
     per_benchmark={"split_mnist5k": {"mem_size": 500}, "permuted_mnist5k": {"mem_size": 500},
                    "split_fmnist": {"mem_size": 500}},
     summary="retrieve the memory samples whose loss rises most after a virtual SGD step",
+    amp=False,  # no mixed precision: MIR's plugin takes a virtual SGD step from gradients of its own
 )
 def build(ctx):
     hp = ctx.hp
