@@ -82,7 +82,7 @@ def empirical_fisher(
     *,
     max_samples: Optional[int] = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
-    device: str | torch.device = "cpu",
+    device: Optional[str | torch.device] = None,
 ) -> dict[str, torch.Tensor]:
     """Diagonal empirical Fisher $\\mathbb{E}[(\\nabla_\\theta \\ell(x, y))^2]$ from per-sample gradients.
 
@@ -95,7 +95,7 @@ def empirical_fisher(
         batches: iterable of ``(x, y)`` or ``(x, y, task_labels, ...)`` mini-batches.
         max_samples: stop after this many samples (``None``: all).
         loss_fn: negative log-likelihood of one sample (cross-entropy by default).
-        device: where to run.
+        device: where the batches go; ``None``: the device of the model's parameters.
 
     Returns:
         parameter name -> tensor of the parameter's shape.
@@ -103,6 +103,8 @@ def empirical_fisher(
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples must be >= 1 or None, got {max_samples}")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if device is None:
+        device = named[0][1].device if named else torch.device("cpu")
     fisher = {n: torch.zeros_like(p) for n, p in named}
     was_training = model.training
     model.eval()
