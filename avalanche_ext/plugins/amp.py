@@ -8,6 +8,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 
 from ..devices import AMP_DTYPES
+from .base import IncompatibleModelError
 
 
 class IncompatibleTemplateError(TypeError):
@@ -67,6 +68,9 @@ class AutocastPlugin(SupervisedPlugin):
     Raises:
         ValueError: another ``dtype``.
         IncompatibleTemplateError: the strategy runs its own training step (before training).
+        IncompatibleModelError: a multi-task model that uses Avalanche's ``MultiTaskModule.forward``
+            (it writes the heads' reduced-precision outputs into a float32 tensor), before training
+            or evaluation.
     """
 
     def __init__(self, dtype: Union[str, torch.dtype] = "bf16", in_eval: bool = True):
@@ -98,7 +102,18 @@ class AutocastPlugin(SupervisedPlugin):
             region.__exit__(None, None, None)
 
     # ----- training -------------------------------------------------------------------
+    def _check_model(self, strategy: Any) -> None:
+        from avalanche.models import MultiTaskModule
+
+        model = strategy.model
+        if isinstance(model, MultiTaskModule) and type(model).forward is MultiTaskModule.forward:
+            raise IncompatibleModelError(
+                f"AutocastPlugin: {type(model).__name__} uses Avalanche's MultiTaskModule.forward, which writes each "
+                f"task's {str(self.dtype).removeprefix('torch.')} output into a float32 tensor and fails under "
+                f"autocast; give the model a forward that keeps the heads' dtype, or train without the plugin")
+
     def before_training(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        self._check_model(strategy)
         own = [name for name, method in _template_methods().items() if getattr(type(strategy), name) is not method]
         if own:
             raise IncompatibleTemplateError(
@@ -144,6 +159,10 @@ class AutocastPlugin(SupervisedPlugin):
         self._strategy = None
 
     # ----- evaluation -----------------------------------------------------------------
+    def before_eval(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        if self.in_eval:
+            self._check_model(strategy)
+
     def before_eval_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         if self.in_eval:
             self._open(strategy)

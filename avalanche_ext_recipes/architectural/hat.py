@@ -17,6 +17,7 @@ from avalanche_ext.registry import register
              "thres_emb": 6.0, "clip_grad": 10000.0},
     per_benchmark={"split_mnist5k": {"epochs": 10, "lr": 0.1}, "split_fmnist": {"epochs": 5, "lr": 0.1}},
     summary="per-task sigmoid gates on every layer; weights used by earlier tasks get no gradient",
+    amp=False,  # no mixed precision: the multi-head HAT network writes its heads' outputs into a float32 tensor
 )
 def build(ctx):
     hp = ctx.hp

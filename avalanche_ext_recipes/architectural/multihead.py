@@ -11,6 +11,7 @@ from avalanche_ext.registry import register
     paper="Multi-head evaluation (e.g. Li & Hoiem 2016; Hsu et al. 2018, arXiv:1810.12488); Avalanche MultiHeadClassifier",
     scenarios=("task",),
     summary="shared features, one head per task label (task-IL only)",
+    amp=False,  # no mixed precision: the multi-head network writes its heads' outputs into a float32 tensor
 )
 def build(ctx):
     model = ctx.model(multihead=True)

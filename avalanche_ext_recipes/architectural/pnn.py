@@ -13,6 +13,7 @@ from avalanche_ext.registry import register
     scenarios=("task",),
     hparams={"pnn_hidden": 100},
     summary="one column per task, lateral adapters from frozen earlier columns",
+    amp=False,  # no mixed precision: Avalanche's PNN writes each task's output into a float32 tensor
 )
 def build(ctx):
     hp = ctx.hp
