@@ -40,13 +40,15 @@ def _fan_out(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_benchmarks(args: argparse.Namespace) -> int:
     from .benchmarks import BENCHMARKS
 
-    print(f"{'name':18} {'scenarios':20} {'exps':>4}  {'data':10} description")
+    width = max(len(name) for name in BENCHMARKS) + 1
+    print(f"{'name':{width}} {'scenarios':18} {'exps':>4}  {'files':8} description")
     for spec in BENCHMARKS.values():
         ok, why = spec.availability(args.data_root)
-        print(f"{spec.name:18} {','.join(spec.scenarios):20} {spec.default_experiences:>4}  "
-              f"{'available' if ok else 'missing':10} {spec.description}")
+        print(f"{spec.name:{width}} {','.join(spec.scenarios):18} {spec.default_experiences:>4}  "
+              f"{'present' if ok else 'missing':8} {spec.description}")
+        print(f"{'':{width}}   layout: {spec.layout}")
         if not ok and args.verbose:
-            print(f"{'':18} -> {why}")
+            print(f"{'':{width}}   why: {why}")
     return 0
 
 
@@ -177,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="GPUs each run asks Ray for (fractions share a GPU, e.g. 0.25); default 1 when the "
                              "cluster has GPUs and --device is not cpu, else 0")
 
-    sp = sub.add_parser("benchmarks", help="list benchmarks and whether their data is here")
+    sp = sub.add_parser("benchmarks", help="list benchmarks, whether their files are here and the layout they expect")
     sp.add_argument("--data-root", default=None)
     sp.add_argument("-v", "--verbose", action="store_true", help="say why data is missing")
     sp.set_defaults(func=cmd_benchmarks)

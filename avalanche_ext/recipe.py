@@ -121,6 +121,10 @@ def _check_common(values: dict[str, Any]) -> None:
         raise HParamError(f"lr must be > 0, got {values['lr']}")
     if values["optimizer"] not in ("sgd", "adam"):
         raise HParamError(f"optimizer must be 'sgd' or 'adam', got {values['optimizer']!r}")
+    from .models import ARCHS
+
+    if values["arch"] not in ARCHS:
+        raise HParamError(f"arch must be one of {', '.join(repr(a) for a in ARCHS)}, got {values['arch']!r}")
     from .benchmarks.sources import LOADERS
 
     if values["pretrain"] not in ("none", *LOADERS):

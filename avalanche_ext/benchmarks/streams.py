@@ -61,9 +61,15 @@ def _tensors_benchmark(train: list, test: list, task_labels: list[int]):
     return tensors_benchmark(train_tensors=train, test_tensors=test, task_labels=task_labels)
 
 
-def split_stream(source: Source, name: str, scenario: str, n_experiences: int, seed: int) -> Stream:
-    """Deal the seed-shuffled classes of ``source`` into ``n_experiences`` experiences."""
-    n_classes = source.n_classes
+def mark_class_incremental(bm: object, groups: list[list[int]], n_classes: int) -> None:
+    """Set the attributes of Avalanche's NCScenario that class-incremental strategies (iCaRL) read."""
+    bm.n_classes_per_exp = [len(g) for g in groups]
+    bm.classes_order = [c for g in groups for c in g]
+    bm.n_classes = n_classes
+
+
+def class_groups(name: str, scenario: str, n_classes: int, n_experiences: int, seed: int) -> list[list[int]]:
+    """The classes of each experience: a seeded permutation dealt into ``n_experiences`` groups."""
     if not 1 <= n_experiences <= n_classes:
         raise ValueError(f"{name}: n_experiences must be in [1, {n_classes}], got {n_experiences}")
     order = np.random.RandomState(seed).permutation(n_classes)
@@ -71,8 +77,15 @@ def split_stream(source: Source, name: str, scenario: str, n_experiences: int, s
     if scenario in ("task", "domain") and min(len(g) for g in groups) < 2:
         raise ValueError(
             f"{name}: the {scenario} scenario needs at least 2 classes per experience; "
-            f"use fewer experiences (at most {n_classes // 2}) or --scenario class"
+            f"use fewer experiences (at most {n_classes // 2}) or scenario 'class'"
         )
+    return groups
+
+
+def split_stream(source: Source, name: str, scenario: str, n_experiences: int, seed: int) -> Stream:
+    """Deal the seed-shuffled classes of ``source`` into ``n_experiences`` experiences."""
+    n_classes = source.n_classes
+    groups = class_groups(name, scenario, n_classes, n_experiences, seed)
     train, test = [], []
     for classes in groups:
         remap = torch.full((n_classes,), -1, dtype=torch.long)
@@ -85,10 +98,7 @@ def split_stream(source: Source, name: str, scenario: str, n_experiences: int, s
     n_outputs = n_classes if scenario == "class" else max(len(g) for g in groups)
     bm = _tensors_benchmark(train, test, task_labels)
     if scenario == "class":
-        # The attributes of Avalanche's NCScenario that class-incremental strategies (iCaRL) read.
-        bm.n_classes_per_exp = [len(g) for g in groups]
-        bm.classes_order = [c for g in groups for c in g]
-        bm.n_classes = n_classes
+        mark_class_incremental(bm, groups, n_classes)
     return Stream(name, scenario, seed, bm, source.input_shape, n_outputs, n_experiences, groups)
 
 
@@ -113,11 +123,22 @@ def permuted_stream(source: Source, name: str, scenario: str, n_experiences: int
                   [all_classes[:] for _ in range(n_experiences)])
 
 
-def carve_validation(source: Source, fraction: float = 0.15) -> Source:
-    """Replace the test split by a stratified part of the training data (for tuning)."""
+#: Share of the training data a validation split holds out, and the seed of that split.
+VALIDATION_FRACTION = 0.15
+VALIDATION_SEED = 1
+
+
+def holdout_indices(labels: np.ndarray, fraction: float = VALIDATION_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(kept, held_out)`` of a stratified split of ``labels`` (fixed seed)."""
     from sklearn.model_selection import train_test_split
 
-    idx = np.arange(len(source.y_train))
-    tr, va = train_test_split(idx, test_size=fraction, stratify=source.y_train.numpy(), random_state=1)
+    idx = np.arange(len(labels))
+    kept, held = train_test_split(idx, test_size=fraction, stratify=labels, random_state=VALIDATION_SEED)
+    return kept, held
+
+
+def carve_validation(source: Source, fraction: float = VALIDATION_FRACTION) -> Source:
+    """Replace the test split by a stratified part of the training data (for tuning)."""
+    tr, va = holdout_indices(source.y_train.numpy(), fraction)
     tr, va = torch.as_tensor(tr), torch.as_tensor(va)
     return Source(source.name + "-val", source.x_train[tr], source.y_train[tr], source.x_train[va], source.y_train[va])

@@ -1,6 +1,6 @@
 """Model pieces: default networks and the building blocks the methods need."""
 
-from .build import Classifier, MultiHeadNet, build_network, count_parameters
+from .build import ARCHS, Classifier, MultiHeadNet, build_network, count_parameters
 from .cnn import cnn_features
 from .common import forward_by_task
 from .ensemble import Ensemble
@@ -18,9 +18,11 @@ from .layers import (
 from .mlp import mlp_features
 from .piggyback import PiggybackNet
 from .progress_compress import ProgressCompressNet
+from .resnet import BasicBlock, ResNetFeatures, resnet18_features
 from .supermask import SupSupNet, UnsupportedLayerError, build_supsup_network
 
 __all__ = [
+    "ARCHS", "BasicBlock", "ResNetFeatures", "resnet18_features",
     "ChunkedHyperNetwork", "Classifier", "Ensemble", "FunctionalTarget", "HATNet", "HyperNetClassifier",
     "LatentCapture", "LatentCut", "LatentGenerator", "LatentLayerError", "LatentVAE", "LateralAdaptor",
     "MaskedConv2d", "MaskedLinear", "MultiHeadNet", "PiggybackConv2d", "PiggybackLinear", "PiggybackNet",

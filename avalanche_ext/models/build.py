@@ -16,6 +16,7 @@ from torch import nn
 
 from .cnn import cnn_features
 from .mlp import mlp_features
+from .resnet import resnet18_features
 
 
 class Classifier(nn.Module):
@@ -42,6 +43,10 @@ class MultiHeadNet(MultiTaskModule):
         return self.classifier(self.features(x), task_label)
 
 
+#: The architectures :func:`build_network` knows.
+ARCHS = ("mlp", "cnn", "resnet18")
+
+
 def build_network(
     input_shape: Sequence[int],
     n_outputs: int,
@@ -57,21 +62,27 @@ def build_network(
     Args:
         input_shape: ``(C, H, W)`` of one input.
         n_outputs: units of one head.
-        arch: ``"mlp"`` (``layers`` hidden layers of ``hidden`` units) or ``"cnn"``.
+        arch: ``"mlp"`` (``layers`` hidden layers of ``hidden`` units), ``"cnn"`` (a small CNN whose
+            representation has ``hidden`` units) or ``"resnet18"`` (the reduced ResNet-18 of GEM, A-GEM and
+            DER for 32x32 inputs, 20 base filters, a 160-unit representation; ``hidden``, ``layers`` and
+            ``dropout`` do not apply).
         multihead: one head per task label (task-IL) instead of one shared head.
         hidden: width of the hidden layers / of the representation.
         layers: number of hidden layers of the MLP.
         dropout: dropout after each hidden layer of the MLP.
 
     Raises:
-        ValueError: ``arch`` is neither ``"mlp"`` nor ``"cnn"``.
+        ValueError: ``arch`` is not one of :data:`ARCHS`.
     """
     if arch == "mlp":
         features = mlp_features(math.prod(int(d) for d in input_shape), [hidden] * layers, dropout)
     elif arch == "cnn":
         features = cnn_features(int(input_shape[0]), hidden)
+    elif arch == "resnet18":
+        features = resnet18_features(int(input_shape[0]))
+        hidden = features.out_features
     else:
-        raise ValueError(f"unknown arch {arch!r}: use 'mlp' or 'cnn'")
+        raise ValueError(f"unknown arch {arch!r}: use one of {', '.join(repr(a) for a in ARCHS)}")
     cls = MultiHeadNet if multihead else Classifier
     return cls(features, hidden, n_outputs)
 
@@ -81,4 +92,4 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["Classifier", "MultiHeadNet", "build_network", "count_parameters"]
+__all__ = ["ARCHS", "Classifier", "MultiHeadNet", "build_network", "count_parameters"]

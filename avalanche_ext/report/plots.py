@@ -12,6 +12,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _save(fig, path: str | Path) -> Path:
+    """Lay out, write the figure as PNG (creating the folder) and free it."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def accuracy_heatmap(matrix: Sequence[Sequence[float]], path: str | Path, title: str = "") -> Path:
     """Save the accuracy matrix (rows: after training on exp i; cols: exp j) as a heatmap."""
     m = np.asarray(matrix, dtype=float)
@@ -27,12 +37,7 @@ def accuracy_heatmap(matrix: Sequence[Sequence[float]], path: str | Path, title:
     ax.set_yticks(range(m.shape[0]))
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def comparison_chart(
@@ -54,9 +59,4 @@ def comparison_chart(
     ax.set_title(title, fontsize=10)
     handles = [matplotlib.patches.Patch(color=c, label=f) for f, c in palette.items() if f in families]
     ax.legend(handles=handles, fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

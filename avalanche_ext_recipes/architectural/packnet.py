@@ -6,21 +6,38 @@ from avalanche.training import PackNet
 from avalanche_ext.registry import register
 
 
+class _PackNetMultiHead(PackNetModel):
+    """PackNet over the shared ``features``, and one head per task outside the pruned network.
+
+    Avalanche's ``PackNetModel`` prunes every layer of what it wraps, output layer included, and
+    calls it without the task label: a single head is then shared by all tasks. In task-IL each
+    task numbers its classes from zero, so each output unit would mean another class in each task,
+    with the earlier tasks' frozen weights (and the first task's frozen biases) still feeding it and
+    the last task left a sliver of its weights. As in the paper, each task gets its own classifier.
+    """
+
+    def __init__(self, net):
+        super().__init__(net.features)
+        self.classifier = net.classifier  # MultiHeadClassifier: a head per task label, trained on its task only
+
+    def forward(self, x, task_id):
+        return self.classifier(super().forward(x, task_id), task_id)
+
+
 @register(
     name="packnet",
     family="architectural",
     paper="Mallya & Lazebnik, PackNet: Adding Multiple Tasks to a Single Network by Iterative Pruning, CVPR 2018, arXiv:1711.05769",
     scenarios=("task",),
     hparams={"post_prune_epochs": 1, "prune_proportion": 0.5},
+    per_benchmark={"split_mnist5k": {"prune_proportion": 0.9}},
     summary="iterative magnitude pruning; each task owns a frozen subset of weights",
 )
 def build(ctx):
     hp = ctx.hp
     if not 0 < hp.prune_proportion < 1:
         raise ValueError(f"prune_proportion must be in (0, 1), got {hp.prune_proportion}")
-    # Avalanche's PackNetModel selects each task's weights, output layer included, by the task
-    # label and calls the wrapped network without it: a single head is per task after masking.
-    model = PackNetModel(ctx.model(multihead=False))
+    model = _PackNetMultiHead(ctx.model(multihead=True))
     return PackNet(model=model, optimizer=ctx.optimizer(model), post_prune_epochs=hp.post_prune_epochs,
                    prune_proportion=hp.prune_proportion,
                    # `epochs` of training, then `post_prune_epochs` of fine-tuning after pruning.

@@ -11,7 +11,8 @@ from avalanche_ext.registry import register
     paper="Chaudhry, Ranzato, Rohrbach, Elhoseiny, Efficient Lifelong Learning with A-GEM, ICLR 2019, arXiv:1812.00420",
     scenarios=("class", "task", "domain"),
     hparams={"patterns_per_exp": 100, "sample_size": 64},
-    per_benchmark={"split_mnist5k": {"patterns_per_exp": 256}, "permuted_mnist5k": {"patterns_per_exp": 256}},
+    per_benchmark={"split_mnist5k": {"patterns_per_exp": 256, "lr": 3e-5, "sample_size": 512},
+                   "permuted_mnist5k": {"patterns_per_exp": 256}},
     summary="project the gradient when it conflicts with the average memory gradient",
     amp=False,  # no mixed precision: A-GEM's plugin runs a backward pass on the memory and projects the gradient
 )

@@ -12,7 +12,7 @@ from avalanche_ext.registry import register
     family="replay",
     paper="Experience replay / naive rehearsal (Chaudhry et al. 2019, arXiv:1902.10486; Hsu et al. 2018)",
     scenarios=("class", "task", "domain"),
-    hparams={"mem_size": 200},
+    hparams={"mem_size": 200, "batch_size_mem": None},
     per_benchmark={"split_mnist5k": {"mem_size": 1000}, "permuted_mnist5k": {"mem_size": 1000},
                    "split_fmnist": {"mem_size": 1000}, "permuted_fmnist": {"mem_size": 1000}},
     summary="rehearse a random, experience-balanced memory (mem/i samples per experience)",
@@ -20,5 +20,6 @@ from avalanche_ext.registry import register
 def build(ctx):
     model = ctx.model()
     buffer = ExperienceBalancedBuffer(max_size=ctx.hp.mem_size, adaptive_size=True)
-    replay = ReplayPlugin(mem_size=ctx.hp.mem_size, storage_policy=buffer)
+    # batch_size_mem: memory samples per mini-batch; None replays as many as the training batch holds.
+    replay = ReplayPlugin(mem_size=ctx.hp.mem_size, batch_size_mem=ctx.hp.batch_size_mem, storage_policy=buffer)
     return Naive(model=model, optimizer=ctx.optimizer(model), **ctx.strategy_args(plugins=[replay]))
