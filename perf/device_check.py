@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import tempfile
 import time
@@ -188,7 +189,8 @@ def markdown(device: torch.device, arch: str, small: bool, acc: list[dict], cost
     memory = "n/a" if device.type != "cuda" else "-"
     lines = [f"# Device check on {device} ({name})", "",
              f"Command: `python perf/device_check.py {' '.join(argv)}`; torch {torch.__version__}; "
-             f"{'small' if small else 'full'} sizes.", "",
+             f"{'small' if small else 'full'} sizes; {os.cpu_count()} CPU cores, load average "
+             f"{os.getloadavg()[0]:.1f} when the table was written (timings on a loaded machine are noisy).", "",
              f"## Accuracy on split_mnist5k, seed {SEED}, beside the committed CPU report", "",
              "| recipe | scenario | acc here | acc CPU report | difference | note |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['recipe']} | {r['scenario']} | {_fmt(r['acc'], '.3f')} | {_fmt(r['cpu_acc'], '.3f')} | "
