@@ -67,13 +67,14 @@ def _shared(args: argparse.Namespace) -> dict[str, Any]:
             "overrides": _parse_sets(args.set), "data_root": args.data_root, "online": args.online,
             "online_size": args.online_size, "tracking_uri": args.tracking_uri, "experiment": args.experiment,
             "tracking_retry_s": check_retry_budget(args.tracking_retry_s, "--tracking-retry-s"),
-            "log_model": args.log_model}
+            "log_model": args.log_model,
+            "device": args.device, "amp": args.amp, "num_workers": args.num_workers, "pin_memory": args.pin_memory}
 
 
 def _fan_out(args: argparse.Namespace) -> dict[str, Any]:
     """The flags of ``executor_options`` and ``--seeds``."""
     return {"seeds": args.seeds, "executor": args.executor, "workers": args.workers, "address": args.address,
-            "cpus_per_task": args.cpus_per_task}
+            "cpus_per_task": args.cpus_per_task, "gpus_per_run": args.gpus_per_run}
 
 
 def cmd_benchmarks(args: argparse.Namespace) -> int:
@@ -269,6 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--log-model", action=argparse.BooleanOptionalAction, default=log_model,
                         help="log the trained model to MLflow at the end of each run (default: on for run and "
                              "taxonomy; off for sweep and select, whose runs only choose settings)")
+        from .devices import DEVICE_HELP
+
+        speed = sp.add_argument_group(
+            "device and speed", "where runs train and how fast data reaches them; the evaluation batch size is the "
+            "hyper-parameter eval_batch_size (e.g. --set eval_batch_size=1024)")
+        speed.add_argument("--device", default="auto", help=DEVICE_HELP)
+        speed.add_argument("--amp", default=None, choices=["bf16", "fp16"],
+                           help="automatic mixed precision: bf16 on CUDA or the CPU, fp16 (with loss scaling) on "
+                                "CUDA; only for recipes that allow it")
+        speed.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes (default 0)")
+        speed.add_argument("--pin-memory", action=argparse.BooleanOptionalAction, default=None,
+                           help="pinned host memory for batches (default: on when the device is CUDA)")
 
     def executor_options(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--executor", default="process", choices=["serial", "process", "ray"],
@@ -279,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--address", default=None,
                         help="Ray cluster to use (e.g. auto, or ray://head:10001); default: start a local instance")
         sp.add_argument("--cpus-per-task", type=int, default=1, help="CPUs (and torch threads) of each run on Ray")
+        sp.add_argument("--gpus-per-run", type=float, default=None,
+                        help="GPUs each run asks Ray for (fractions share a GPU, e.g. 0.25); default 1 when the "
+                             "cluster has GPUs and --device is not cpu, else 0")
 
     sp = sub.add_parser("benchmarks", help="list benchmarks, whether their files are here and the layout they expect")
     sp.add_argument("--data-root", default=None)

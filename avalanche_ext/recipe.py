@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import itertools
 
@@ -54,6 +54,9 @@ class Recipe:
     :data:`COMMON_PER_BENCHMARK`, ``hparams``, ``per_benchmark[benchmark]``,
     ``per_benchmark["benchmark/scenario"]``, then the selected settings of that benchmark and
     scenario (those of the benchmark named by its spec's ``settings_from``, if it has one).
+        amp: the strategy may train under automatic mixed precision (``--amp``,
+            :class:`~avalanche_ext.plugins.AutocastPlugin`): it uses Avalanche's own training
+            step and no plugin of it runs backward passes of its own inside that step.
     """
 
     name: str
@@ -68,6 +71,7 @@ class Recipe:
     choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     selected: dict[str, dict[str, Any]] = field(default_factory=dict)
+    amp: bool = True
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -235,6 +239,13 @@ class Recipe:
                 f"recipe {self.name!r} supports the {'/'.join(self.scenarios)} scenario(s), not {scenario!r}"
             )
 
+    def check_amp(self, amp: Optional[str]) -> None:
+        """Refuse mixed precision (``amp`` not None) for a recipe that does not declare ``amp=True``."""
+        if amp is not None and not self.amp:
+            raise ValueError(f"recipe {self.name!r} does not train under mixed precision: its strategy runs "
+                             f"forward/backward passes of its own that autocast and loss scaling do not cover; "
+                             f"drop --amp")
+
 
 def _replace(recipe: Recipe, **changes: Any) -> Recipe:
     import dataclasses
@@ -296,14 +307,23 @@ def _check_common(values: dict[str, Any]) -> None:
 
 @dataclass
 class RecipeContext:
-    """Everything a recipe's ``build`` needs: the stream, settings and shared plugins."""
+    """Everything a recipe's ``build`` needs: the stream, settings and shared plugins.
+
+    ``device`` is the resolved device (:func:`avalanche_ext.devices.resolve_device`) every
+    strategy gets through :meth:`strategy_args`; ``amp`` (``"bf16"``, ``"fp16"`` or None) adds
+    an :class:`~avalanche_ext.plugins.AutocastPlugin`; ``num_workers`` and ``pin_memory`` are the
+    data loaders' settings, passed to ``strategy.train`` / ``strategy.eval`` (:meth:`loader_args`).
+    """
 
     stream: "Stream"
     hp: HParams
     evaluator: Any
     plugins: list = field(default_factory=list)
-    device: str = "cpu"
+    device: Union[str, torch.device] = "cpu"
     seed: int = 0
+    amp: Optional[str] = None
+    num_workers: int = 0
+    pin_memory: Optional[bool] = None
 
     @property
     def scenario(self) -> str:
@@ -345,7 +365,13 @@ class RecipeContext:
         return torch.optim.Adam(params, lr=lr, weight_decay=hp.weight_decay)
 
     def strategy_args(self, *, plugins: Sequence = (), **overrides: Any) -> dict[str, Any]:
-        """Keyword arguments every Avalanche strategy takes, with ``plugins`` added."""
+        """Keyword arguments every Avalanche strategy takes, with ``plugins`` added (and, with ``amp``,
+        the :class:`~avalanche_ext.plugins.AutocastPlugin` last)."""
+        amp: list = []
+        if self.amp is not None:
+            from .plugins.amp import AutocastPlugin
+
+            amp.append(AutocastPlugin(self.amp))
         args = dict(
             criterion=torch.nn.CrossEntropyLoss(),
             train_mb_size=self.hp.batch_size,
@@ -353,7 +379,14 @@ class RecipeContext:
             eval_mb_size=self.hp.eval_batch_size,
             device=self.device,
             evaluator=self.evaluator,
-            plugins=[*plugins, *self.plugins],
+            plugins=[*plugins, *self.plugins, *amp],
         )
         args.update(overrides)
         return args
+
+    def loader_args(self) -> dict[str, Any]:
+        """The data loaders' settings, as keyword arguments of ``strategy.train`` and ``strategy.eval``.
+
+        ``pin_memory=None`` leaves Avalanche's default: pinned when the device is CUDA.
+        """
+        return {"num_workers": self.num_workers, "pin_memory": self.pin_memory}

@@ -30,6 +30,7 @@ def register(
     trains_once: bool = False,
     choices: Optional[dict[str, Sequence[Any]]] = None,
     grid: Optional[dict[str, Sequence[Any]]] = None,
+    amp: bool = True,
 ) -> Callable[[Callable], Callable]:
     """Decorate a recipe's ``build(ctx)`` function to add it to the registry.
 
@@ -44,6 +45,10 @@ def register(
 
     Raises:
         ValueError: a grid of another size, one without the current settings, or one over the budget.
+    ``amp`` says whether the strategy may train under automatic mixed precision (``--amp``):
+    leave it ``True`` for a strategy that uses Avalanche's own training step; set it ``False``
+    where the strategy or one of its plugins runs forward/backward passes of its own inside
+    that step (gradient projections, virtual updates, a lookahead) or trains in phases of its own.
 
     Example:
         >>> @register(name="my_naive", family="baseline", paper="-", scenarios=("class",),
@@ -70,6 +75,7 @@ def register(
             trains_once=trains_once,
             choices={k: tuple(v) for k, v in (choices or {}).items()},
             grid={k: tuple(v) for k, v in (grid or {}).items()},
+            amp=amp,
         )
         existing = _RECIPES.get(name)
         if existing is not None and existing.build.__module__ != build.__module__:

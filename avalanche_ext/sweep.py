@@ -78,7 +78,8 @@ def run_sweep(cfg: SweepConfig) -> list[dict[str, Any]]:
               + (f"val acc {acc:.4f}" if result["status"] == "ok" else f"FAILED {result['error'][:120]}"),
               file=sys.stderr, flush=True)
 
-    dispatch(jobs, on_result, cfg.executor, workers=cfg.workers, address=cfg.address, cpus_per_task=cfg.cpus_per_task)
+    dispatch(jobs, on_result, cfg.executor, workers=cfg.workers, address=cfg.address, cpus_per_task=cfg.cpus_per_task,
+             gpus_per_run=cfg.gpus_per_run)
     rows = []
     for key, accs in results.items():
         mean, std = mean_std(accs)

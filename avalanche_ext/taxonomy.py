@@ -14,6 +14,7 @@ from .logging import Tracking
 from .registry import all_recipes, get_recipe
 from .report.tables import ResultTable
 from .runner import RunConfig, validate
+from .runner.plan import check_device_settings
 
 
 @dataclass(kw_only=True)
@@ -40,6 +41,7 @@ def plan(cfg: TaxonomyConfig) -> tuple[list[RunConfig], list[dict[str, str]]]:
     for s in scenarios:
         if s not in ("class", "task", "domain"):
             raise ValueError(f"unknown scenario {s!r}: use class, task or domain")
+    check_device_settings(cfg)  # the device and mixed precision, before anything runs
     unknown = [k for k in cfg.overrides if not any(k in r.defaults(cfg.benchmark) for r in recipes)]
     if unknown:
         raise ValueError(f"--set {', '.join(unknown)}: no selected recipe has such a hyper-parameter")
@@ -57,6 +59,10 @@ def plan(cfg: TaxonomyConfig) -> tuple[list[RunConfig], list[dict[str, str]]]:
             if scenario not in recipe.scenarios:
                 skipped.append({"recipe": recipe.name, "scenario": scenario,
                                 "reason": f"{recipe.name} supports {'/'.join(recipe.scenarios)} only"})
+                continue
+            if cfg.amp is not None and not recipe.amp:
+                skipped.append({"recipe": recipe.name, "scenario": scenario,
+                                "reason": f"{recipe.name} does not train under mixed precision (--amp)"})
                 continue
             own = {k: v for k, v in cfg.overrides.items() if k in recipe.defaults(cfg.benchmark, scenario)}
             recipe.resolve(cfg.benchmark, own, scenario=scenario)  # bad settings fail before anything runs
@@ -175,7 +181,7 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
 
     try:
         dispatch(jobs, on_result, cfg.executor, workers=cfg.workers, address=cfg.address,
-                 cpus_per_task=cfg.cpus_per_task)
+                 cpus_per_task=cfg.cpus_per_task, gpus_per_run=cfg.gpus_per_run)
     except BaseException:
         client.set_terminated(parent_id, "FAILED")
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,33 @@ CHECKPOINT_VERSION = 2
 
 
 def rng_state() -> dict[str, Any]:
-    """The states of Python's, NumPy's and PyTorch's generators."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The states of Python's, NumPy's and PyTorch's generators, and of every CUDA device's once CUDA is in use."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
+    """Restore what :func:`rng_state` returned.
+
+    The CUDA generators are restored only where torch sees as many CUDA devices as the
+    checkpoint has states for; elsewhere (a checkpoint of a GPU run resumed on the CPU, or on
+    another number of GPUs) a warning says the CUDA random numbers start afresh.
+    """
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    saved = state.get("cuda")
+    if saved is None:
+        return
+    here = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if here == len(saved):
+        torch.cuda.set_rng_state_all(saved)
+    else:
+        warnings.warn(f"the checkpoint holds the random states of {len(saved)} CUDA device(s) and torch sees {here} "
+                      f"here: the CUDA random numbers are not restored, so the resumed run may differ from an "
+                      f"uninterrupted one", stacklevel=2)
 
 
 def describe_difference(saved: dict[str, Any], current: dict[str, Any]) -> str:
@@ -99,7 +118,11 @@ class Checkpointer:
         return ckpt
 
     def restore(self, strategy: Any, ckpt: dict[str, Any]) -> dict[str, Any]:
-        """Load ``ckpt`` into ``strategy`` and the RNGs; returns its ``progress``."""
+        """Load ``ckpt`` into ``strategy`` and the RNGs; returns its ``progress``.
+
+        The model and the optimizer's state end up on ``strategy.device``, whatever device the
+        checkpoint was written on (see :func:`~avalanche_ext.checkpoint.restore_state`).
+        """
         restore_state(strategy, ckpt["state"])
         set_rng_state(ckpt["rng"])
         return ckpt["progress"]

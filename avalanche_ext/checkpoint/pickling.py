@@ -76,10 +76,25 @@ def _restart_generator(module: str, qualname: str, arguments: dict[str, Any]) ->
     return func(**arguments)
 
 
+def _load_storage_on_cpu(data: bytes) -> Any:
+    """Rebuild a pickled tensor storage on the CPU, whatever device it was saved from."""
+    import torch
+
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+
+
 class _Unpickler(pickle.Unpickler):
+    """Unpickles what :class:`_Pickler` wrote; every tensor is rebuilt on the CPU (a checkpoint of a GPU
+    run loads on a machine without one; the restore moves the model and optimizer to the strategy's device)."""
+
     def __init__(self, file, external: dict[str, Any]):
         super().__init__(file)
         self._external = external
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("torch.storage", "_load_from_bytes"):
+            return _load_storage_on_cpu
+        return super().find_class(module, name)
 
     def persistent_load(self, pid: str) -> Any:
         try:
@@ -96,7 +111,7 @@ def dumps(obj: Any, external: dict[str, Any]) -> bytes:
 
 
 def loads(blob: bytes, external: dict[str, Any]) -> Any:
-    """Unpickle what :func:`dumps` wrote; a name it referred to is replaced by ``external[name]``."""
+    """Unpickle what :func:`dumps` wrote; a name it referred to is replaced by ``external[name]``; tensors load on the CPU."""
     return _Unpickler(io.BytesIO(blob), external).load()
 
 

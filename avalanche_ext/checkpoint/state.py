@@ -10,6 +10,7 @@ attributes) is pickled as the strategy's attributes (see :mod:`avalanche_ext.che
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 import torch
@@ -89,7 +90,11 @@ def capture_state(strategy: Any) -> bytes:
 
 
 def restore_state(strategy: Any, blob: bytes) -> None:
-    """Put the state captured by :func:`capture_state` back into a freshly built ``strategy``."""
+    """Put the state captured by :func:`capture_state` back into a freshly built ``strategy``.
+
+    The strategy keeps its own ``device``: the model and the optimizer's state move there (see
+    :func:`to_device`), so a run checkpointed on a GPU resumes on the CPU or another GPU.
+    """
     named = _externals(strategy)
     loaded = loads(blob, named)
     hooks = loaded.pop(_HOOKS, [])
@@ -100,6 +105,7 @@ def restore_state(strategy: Any, blob: bytes) -> None:
             raise CheckpointError(f"the checkpoint's {name} is a {saved['type']}, the rebuilt strategy's is a "
                                   f"{type(plugin).__qualname__}: the recipe builds another strategy now")
     take_functions(vars(strategy), loaded)
+    loaded.pop("device", None)  # the rebuilt strategy's device, not the one the checkpoint was written on
     strategy.__dict__.update(loaded)
     if hooks:
         params = dict(strategy.model.named_parameters())
@@ -108,3 +114,30 @@ def restore_state(strategy: Any, blob: bytes) -> None:
             params[pname].register_hook(getattr(modules[mname], method))
     for name, saved in states.items():
         named[name].load_state_dict(saved["state"])
+    to_device(strategy)
+
+
+def to_device(strategy: Any) -> None:
+    """Move the strategy's model and its optimizer's state to ``strategy.device``.
+
+    A checkpoint loads on the CPU; the model goes to the strategy's device. Where the move makes
+    new parameter objects (PyTorch keeps them between the CPU and CUDA, not for every device),
+    the optimizer is pointed at the new ones. The optimizer then reloads its own state, which
+    puts every state tensor where its parameter is (a step counter stays where the optimizer
+    keeps it). Plugins' tensors stay on the CPU: each plugin moves what it needs.
+    """
+    device = torch.device(getattr(strategy, "device", "cpu"))
+    model = getattr(strategy, "model", None)
+    if not isinstance(model, torch.nn.Module):
+        return
+    before = list(model.parameters())
+    model.to(device)
+    moved = {id(old): new for old, new in zip(before, model.parameters())}
+    optimizer = getattr(strategy, "optimizer", None)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        return
+    for group in optimizer.param_groups:
+        group["params"] = [moved.get(id(p), p) for p in group["params"]]
+    optimizer.state = defaultdict(dict, {moved.get(id(p), p): s for p, s in optimizer.state.items()})
+    if optimizer.state:
+        optimizer.load_state_dict(optimizer.state_dict())

@@ -8,6 +8,13 @@ dies, is retried once (resuming from its checkpoint if it wrote one) and then re
 failed, without stopping the others. Every run logs to the tracking URI of its
 configuration: a shared MLflow server for a cluster, or the local SQLite file when Ray runs
 on this machine.
+
+GPUs: every run asks for ``gpus_per_run`` GPUs (a fraction lets small runs share one GPU,
+``0.25`` puts four on each). Left unset, a run asks for one GPU when the cluster has GPUs and
+the run's device is not ``cpu``, and for none otherwise. Ray hands each task its GPUs as
+``cuda:0``, ``cuda:1``..., so runs name ``auto``, ``cuda`` or ``cpu``, never ``cuda:N``. A
+cluster without GPUs asked for some, or a run on ``cuda`` without any, is refused before any
+run starts.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import sys
 import time
 from typing import Any, Optional
 
+from ..devices import parse_device
 from ..runner import RunConfig
 from .jobs import Callback, attempt_config, failed_result, run_job
 
@@ -33,8 +41,34 @@ def _import_ray():
     return ray
 
 
+def gpus_per_task(jobs: list[RunConfig], gpus_per_run: Optional[float], cluster_gpus: float) -> float:
+    """The GPUs each task asks Ray for (see the module docstring for the rule).
+
+    Raises:
+        ValueError: a negative count, more than one GPU but not a whole number, GPUs asked of a
+            cluster that has none (or fewer), a run on ``cuda`` without GPUs, or a run naming ``cuda:N``.
+    """
+    devices = {parse_device(job.device) for job in jobs}
+    pinned = sorted(d for d in devices if d.startswith("cuda:"))
+    if pinned:
+        raise ValueError(f"--device {pinned[0]}: Ray gives each run its own GPU(s), seen as cuda:0...; "
+                         f"use --device cuda (or auto) with --gpus-per-run")
+    if gpus_per_run is None:
+        gpus_per_run = 1.0 if cluster_gpus > 0 and devices != {"cpu"} else 0.0
+    if gpus_per_run < 0 or (gpus_per_run > 1 and gpus_per_run != int(gpus_per_run)):
+        raise ValueError(f"--gpus-per-run must be a fraction of one GPU (0 to 1) or a whole number, got {gpus_per_run}")
+    if gpus_per_run > 0 and cluster_gpus == 0:
+        raise ValueError(f"--gpus-per-run {gpus_per_run:g}: the Ray cluster has no GPU; use --gpus-per-run 0 "
+                         f"(and --device cpu or auto)")
+    if gpus_per_run > cluster_gpus:
+        raise ValueError(f"--gpus-per-run {gpus_per_run:g}: the Ray cluster has {cluster_gpus:g} GPU(s) in all")
+    if gpus_per_run == 0 and "cuda" in devices:
+        raise ValueError("--device cuda on Ray needs GPUs: give --gpus-per-run (e.g. 1, or 0.5 to share a GPU)")
+    return float(gpus_per_run)
+
+
 def run_ray(jobs: list[RunConfig], on_result: Callback, address: Optional[str] = None, cpus_per_task: int = 1,
-            num_cpus: Optional[int] = None, retries: int = 1) -> None:
+            num_cpus: Optional[int] = None, retries: int = 1, gpus_per_run: Optional[float] = None) -> None:
     """Run ``jobs`` as Ray tasks; ``on_result(job, result)`` is called as each one ends.
 
     Args:
@@ -43,6 +77,11 @@ def run_ray(jobs: list[RunConfig], on_result: Callback, address: Optional[str] =
         cpus_per_task: CPUs each run asks Ray for, and PyTorch threads it uses.
         num_cpus: CPUs of the local instance (only without ``address``; default: all).
         retries: how many times a failed run is tried again.
+        gpus_per_run: GPUs each run asks for (fractions allowed); default: see the module docstring.
+
+    Raises:
+        RayUnavailableError: Ray is missing or the cluster cannot be reached.
+        ValueError: bad settings (see :func:`gpus_per_task`), before any run starts.
     """
     if cpus_per_task < 1:
         raise ValueError(f"--cpus-per-task must be >= 1, got {cpus_per_task}")
@@ -58,11 +97,15 @@ def run_ray(jobs: list[RunConfig], on_result: Callback, address: Optional[str] =
             raise RayUnavailableError(f"cannot start or reach Ray at {address or 'a local instance'}: {exc}") from exc
         started = True
     try:
-        task = ray.remote(num_cpus=cpus_per_task, max_calls=1, max_retries=0)(run_job)
+        gpus = gpus_per_task(jobs, gpus_per_run, float(ray.cluster_resources().get("GPU", 0)))
+        task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_calls=1, max_retries=0)(run_job)
         pending: dict[Any, tuple[int, int]] = {}
 
         def submit(i: int, attempt: int) -> None:
-            pending[task.remote(attempt_config(jobs[i], attempt), cpus_per_task)] = (i, attempt)
+            job = attempt_config(jobs[i], attempt)
+            if gpus == 0 and parse_device(job["device"]) == "auto":
+                job["device"] = "cpu"  # a task without GPUs must not reach for one its node has
+            pending[task.remote(job, cpus_per_task)] = (i, attempt)
 
         for i in range(len(jobs)):
             submit(i, 0)

@@ -1,6 +1,7 @@
 """One ``SupervisedPlugin`` per method, and the scaffolding they share (``plugins.base``)."""
 
 from ..models.latent_split import LatentLayerError
+from .amp import AutocastPlugin, IncompatibleTemplateError
 from .base import (
     IncompatibleModelError, MethodPlugin, check_distinct_task_labels, check_model, require_new_task, restrict_optimizer,
     single_task_label,
@@ -19,6 +20,7 @@ from .supsup import SupSupPlugin
 from .synaptic_intelligence import SafeSynapticIntelligencePlugin
 
 __all__ = [
+    "AutocastPlugin", "IncompatibleTemplateError",
     "BufferRehearsalPlugin", "CWRStarHead", "EnsemblePlugin", "ExStreamPlugin", "FiniteLossGuard",
     "GenerativeLatentReplayPlugin", "HATPlugin", "HypernetworkPlugin", "IncompatibleModelError", "LatentLayerError",
     "LatentReplayBase", "LatentReplayPlugin", "MethodPlugin", "NonFiniteLossError", "PiggybackPlugin",

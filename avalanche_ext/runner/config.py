@@ -31,6 +31,10 @@ class RunSettings:
     experiment: str = "avalanche-ext"
     tracking_retry_s: float = DEFAULT_TRACKING_RETRY_S
     log_model: bool = True
+    device: str = "auto"  # see avalanche_ext.devices
+    amp: Optional[str] = None  # mixed precision: "bf16", "fp16" or None
+    num_workers: int = 0  # data-loader worker processes
+    pin_memory: Optional[bool] = None  # None: pinned when the device is CUDA
 
     def shared(self) -> dict[str, Any]:
         """The :class:`RunSettings` fields of this configuration, as keyword arguments for another one."""

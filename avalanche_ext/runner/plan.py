@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from typing import Any, NamedTuple, Optional
 
+import torch
+
 from ..benchmarks import get_spec
 from ..checkpoint import Checkpointer, identity_hash
+from ..devices import check_amp, resolve_device
 from ..hparams import HParams
 from ..recipe import Recipe
 from ..registry import get_recipe
-from .config import RunConfig, check_retry_budget, check_seed
+from .config import RunConfig, RunSettings, check_retry_budget, check_seed
 
 
 class RunPlan(NamedTuple):
@@ -36,6 +39,7 @@ def validate(cfg: RunConfig) -> RunPlan:
         UnknownNameError: unknown recipe or benchmark.
         UnsupportedScenarioError: the recipe does not support the scenario.
         HParamError: an unknown hyper-parameter, a value of the wrong type or not among its choices.
+        DeviceUnavailableError: the device does not exist here.
         ValueError: settings that contradict each other, a seed outside ``[0, 2**32 - 1]``, a bad retry budget.
     """
     check_seed(cfg.seed)
@@ -66,7 +70,24 @@ def validate(cfg: RunConfig) -> RunPlan:
         raise ValueError("--resume and --stop-after need checkpoints: give --checkpoint-dir (without --no-checkpoint)")
     if cfg.stop_after is not None and cfg.stop_after < 1:
         raise ValueError(f"--stop-after must be >= 1, got {cfg.stop_after}")
+    check_device_settings(cfg, recipe)
     return RunPlan(recipe, scenario, hp)
+
+
+def check_device_settings(cfg: RunSettings, recipe: Optional[Recipe] = None) -> torch.device:
+    """The run's device, checked with its mixed-precision and data-loader settings; raises before anything starts.
+
+    Raises:
+        DeviceUnavailableError: the device does not exist here.
+        ValueError: ``amp`` the device or ``recipe`` cannot run, or ``num_workers < 0``.
+    """
+    device = resolve_device(cfg.device)
+    check_amp(cfg.amp, device)
+    if recipe is not None:
+        recipe.check_amp(cfg.amp)
+    if cfg.num_workers < 0:
+        raise ValueError(f"--num-workers must be >= 0, got {cfg.num_workers}")
+    return device
 
 
 def run_name(cfg: RunConfig, plan: RunPlan) -> str:

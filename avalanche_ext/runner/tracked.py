@@ -14,6 +14,7 @@ import torch
 
 from ..benchmarks import build_benchmark
 from ..checkpoint import CheckpointError, CheckpointMismatchError, capture_state, describe_difference
+from ..devices import concrete_device, resolve_device
 from ..functional import summarize
 from ..logging import AccuracyMatrix, MLflowLogger, ProgressLogger, Tracking
 from ..logging.liveness import close_run, looks_alive
@@ -74,6 +75,7 @@ class TrackedRun:
     def __init__(self, cfg: RunConfig, tracking: Optional[Tracking] = None):
         self.cfg = cfg
         self.plan = validate(cfg)
+        self.device = resolve_device(cfg.device)  # checked by validate; "cuda" gets its index in execute
         self.tracking = tracking or Tracking.connect(cfg.tracking_uri)
         self.checkpoint = checkpointer(cfg, self.plan)
         self.name = run_name(cfg, self.plan)
@@ -90,6 +92,7 @@ class TrackedRun:
     def _execute(self) -> dict[str, Any]:
         cfg = self.cfg
         self._check_stop_file()
+        self.device = concrete_device(self.device)
         saved = self._saved_checkpoint()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -117,7 +120,8 @@ class TrackedRun:
         """Create the MLflow run, or continue the checkpoint's."""
         cfg, plan = self.cfg, self.plan
         self.logger = MLflowLogger(
-            cfg.experiment, self.name, self.tracking, params=run_params(cfg, plan, stream.n_experiences),
+            cfg.experiment, self.name, self.tracking,
+            params={**run_params(cfg, plan, stream.n_experiences), "device": str(self.device), "amp": cfg.amp},
             tags={"recipe": plan.recipe.name, "benchmark": cfg.benchmark, "scenario": plan.scenario},
             parent_run_id=cfg.parent_run_id, run_id=saved["progress"]["mlflow_run_id"] if saved else None,
             retry_budget_s=cfg.tracking_retry_s, spool_path=self._spool_path,
@@ -190,7 +194,9 @@ class TrackedRun:
         plugins: list = [FiniteLossGuard()]
         if cfg.stop_file:
             plugins.append(StopWatch(cfg.stop_file))
-        ctx = RecipeContext(stream, plan.hp, make_evaluator(loggers), plugins=plugins, seed=cfg.seed)
+        ctx = RecipeContext(stream, plan.hp, make_evaluator(loggers), plugins=plugins, seed=cfg.seed,
+                            device=self.device, amp=cfg.amp, num_workers=cfg.num_workers, pin_memory=cfg.pin_memory)
+        self.loader_args = ctx.loader_args()
         strategy = plan.recipe.build(ctx)
         self.logger.log_params(collect_memory_reports(strategy))
         if self.checkpoint is not None:
@@ -213,9 +219,9 @@ class TrackedRun:
         cfg = self.cfg
         if self.plan.recipe.trains_once:
             t0 = time.perf_counter()
-            strategy.train(stream.train_stream)
+            strategy.train(stream.train_stream, **self.loader_args)
             train_s += time.perf_counter() - t0
-            strategy.eval(stream.test_stream)
+            strategy.eval(stream.test_stream, **self.loader_args)
             return train_s, False
         writer = self.checkpoint
         steps = list(training_steps(stream, cfg.online, cfg.online_size))
@@ -223,11 +229,11 @@ class TrackedRun:
             if step <= done:
                 continue
             t0 = time.perf_counter()
-            strategy.train(exp)
+            strategy.train(exp, **self.loader_args)
             train_s += time.perf_counter() - t0
             if not ends_experience:
                 continue
-            strategy.eval(stream.test_stream)
+            strategy.eval(stream.test_stream, **self.loader_args)
             if writer is None or step == len(steps):
                 continue
             try:
@@ -264,7 +270,8 @@ class TrackedRun:
                 self.checkpoint.remove()
         return {
             "recipe": plan.recipe.name, "family": plan.recipe.family, "benchmark": cfg.benchmark,
-            "scenario": plan.scenario, "seed": cfg.seed, "online": cfg.online, **summary, "acc_matrix": matrix,
+            "scenario": plan.scenario, "seed": cfg.seed, "online": cfg.online, "device": str(self.device),
+            **summary, "acc_matrix": matrix,
             "task_inference_acc": last_task_inference_acc(strategy),
             "train_s": train_s, "peak_rss_mb": rss, "mlflow_run_id": self.logger.run_id,
             "resumed_from_step": resumed_from, "stopped": stopped,

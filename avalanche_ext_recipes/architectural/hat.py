@@ -22,6 +22,7 @@ from avalanche_ext.registry import register
     summary="per-task sigmoid gates on every layer; weights used by earlier tasks get no gradient",
     # HAT gates a plain stack of layers; resnet18's residual connections and batch norm are not supported
     choices={"arch": ("mlp", "cnn")},
+    amp=False,  # no mixed precision: the multi-head HAT network writes its heads' outputs into a float32 tensor
 )
 def build(ctx):
     hp = ctx.hp

@@ -12,6 +12,7 @@ from avalanche_ext.registry import register
     scenarios=("task",),
     grid={"lr": (3e-4, 1e-3, 3e-3, 1e-2)},
     summary="shared features, one head per task label (task-IL only)",
+    amp=False,  # no mixed precision: the multi-head network writes its heads' outputs into a float32 tensor
 )
 def build(ctx):
     model = ctx.model(multihead=True)

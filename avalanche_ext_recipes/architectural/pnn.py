@@ -53,6 +53,7 @@ class _TrainedColumnsPNN(PNN):
     hparams={"pnn_hidden": 100},
     per_benchmark={"split_mnist5k": {"pnn_hidden": 400}},
     summary="one column per task, lateral adapters from frozen earlier columns",
+    amp=False,  # no mixed precision: Avalanche's PNN writes each task's output into a float32 tensor
 )
 def build(ctx):
     hp = ctx.hp

@@ -58,6 +58,7 @@ def resolve_inference(inference: str, scenario: str) -> str:
     per_benchmark={"split_digits": {"lr": 1e-2}, "permuted_digits": {"lr": 1e-2}},
     summary="a bit-packed supermask per task over fixed random weights; the task is inferred from output entropy",
     choices={"mode": ("auto", "gg", "gns", "gnu"), "inference": ("auto", "oneshot", "binary", "exhaustive")},
+    amp=False,  # no mixed precision: task inference differentiates the output entropy in evaluation
 )
 def build(ctx):
     hp = ctx.hp

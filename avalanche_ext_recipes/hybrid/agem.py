@@ -15,6 +15,7 @@ from avalanche_ext.registry import register
     per_benchmark={"split_mnist5k": {"patterns_per_exp": 256, "lr": 3e-5, "sample_size": 512},
                    "permuted_mnist5k": {"patterns_per_exp": 256}},
     summary="project the gradient when it conflicts with the average memory gradient",
+    amp=False,  # no mixed precision: A-GEM's plugin runs a backward pass on the memory and projects the gradient
 )
 def build(ctx):
     model = ctx.model()

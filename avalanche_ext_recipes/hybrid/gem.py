@@ -15,6 +15,7 @@ from avalanche_ext.registry import register
     per_benchmark={"split_mnist5k": {"patterns_per_exp": 256}, "permuted_mnist5k": {"patterns_per_exp": 256},
                    "split_fmnist": {"patterns_per_exp": 256}},
     summary="quadratic-program projection of the gradient against per-task memories",
+    amp=False,  # no mixed precision: GEM's plugin runs a backward pass per stored task and projects the gradient
 )
 def build(ctx):
     model = ctx.model()

@@ -15,6 +15,7 @@ from avalanche_ext.registry import register
     hparams={"mem_size": 200},
     per_benchmark={"split_mnist5k": {"mem_size": 1000}, "split_fmnist": {"mem_size": 1000}},
     summary="herding memory + distillation; classify by nearest mean of exemplars",
+    amp=False,  # no mixed precision: iCaRL's loss is a BCELoss on sigmoid outputs, which autocast refuses
 )
 def build(ctx):
     net = ctx.model(multihead=False)

@@ -40,6 +40,7 @@ def parse_lateral(text: str):
     per_benchmark={"permuted_mnist5k": {"compress_epochs": 8, "ewc_lambda": 30.0, "lateral": "none",
                                         "dropout": 0.2, "epochs": 8}},
     summary="active column with lateral adaptors (progress), distilled into a knowledge base under online EWC (compress)",
+    amp=False,  # no mixed precision: the template trains in phases of its own (progress, compress)
 )
 def build(ctx):
     hp = ctx.hp

@@ -20,6 +20,7 @@ from avalanche_ext.registry import register
                    "permuted_mnist5k": {"mem_size": 1000},
                    "split_fmnist": {"mem_size": 1000}, "permuted_fmnist": {"mem_size": 1000}},
     summary="retrieve the memory samples whose loss rises most after a virtual SGD step",
+    amp=False,  # no mixed precision: MIR's plugin takes a virtual SGD step from gradients of its own
 )
 def build(ctx):
     hp = ctx.hp
