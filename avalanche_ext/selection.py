@@ -189,7 +189,8 @@ def run_select(cfg: SelectConfig) -> list[dict[str, Any]]:
         print(f"[{done[0]}/{len(todo)}] {job.recipe:24} {job.scenario:6} {point_of(job)} seed {job.seed}: {text}",
               file=sys.stderr, flush=True)
 
-    dispatch(todo, on_result, cfg.executor, workers=cfg.workers, address=cfg.address, cpus_per_task=cfg.cpus_per_task)
+    dispatch(todo, on_result, cfg.executor, workers=cfg.workers, address=cfg.address, cpus_per_task=cfg.cpus_per_task,
+             gpus_per_run=cfg.gpus_per_run)
     summaries = []
     for recipe, scenario in pairs:
         summary = _summarize(cfg, log, recipe, scenario, [j for j in jobs if (j.recipe, j.scenario) ==
