@@ -54,6 +54,8 @@ class _TrainedColumnsPNN(PNN):
     per_benchmark={"split_mnist5k": {"pnn_hidden": 400}},
     summary="one column per task, lateral adapters from frozen earlier columns",
     amp=False,  # no mixed precision: Avalanche's PNN writes each task's output into a float32 tensor
+    # Avalanche's PNN builds columns of linear layers over the flattened input: no conv net or ResNet
+    choices={"arch": ("mlp",)},
 )
 def build(ctx):
     hp = ctx.hp

@@ -1,0 +1,78 @@
+"""arch=resnet18 under every recipe: each one that accepts it trains its convolutions on a 32x32 stream,
+and each one that cannot use it refuses it when its settings are resolved, before any data loads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from avalanche_ext.benchmarks.sources import Source
+from avalanche_ext.benchmarks.streams import split_stream
+from avalanche_ext.hparams import HParamError
+from avalanche_ext.models.resnet import BasicBlock
+from avalanche_ext.recipe import RecipeContext
+from avalanche_ext.registry import all_recipes, get_recipe
+
+#: Recipes whose method cannot use the reduced ResNet-18, and so refuse arch=resnet18.
+REFUSE = {"hat", "pnn"}
+
+#: Settings that keep each run to a few seconds of CPU (the method is unchanged).
+FAST = {
+    "progress_compress": {"compress_epochs": 1, "fisher_samples": 4},
+    "generative_replay": {"gen_iterations": 2},
+    "ar1": {"latent_layer": "features.layer3"},  # its default cut names a layer of the MLP
+    "gnr": {"vae_epochs": 1},
+    "generative_latent_replay": {"vae_epochs": 1},
+}
+
+_STREAMS: dict[str, object] = {}
+
+
+def stream_for(scenario: str):
+    """Two experiences of two classes each, 3x32x32 images (the shape of split CIFAR)."""
+    if scenario not in _STREAMS:
+        g = torch.Generator().manual_seed(0)
+        y = torch.arange(4).repeat(4)
+        x = torch.rand(16, 3, 32, 32, generator=g) + 0.3 * y[:, None, None, None]
+        source = Source("fake_cifar", x, y, x[:8].clone(), y[:8].clone())
+        _STREAMS[scenario] = split_stream(source, "fake_cifar", scenario, 2, 0)
+    return _STREAMS[scenario]
+
+
+def settings(recipe) -> dict:
+    fast = {k: v for k, v in FAST.get(recipe.name, {}).items() if k in recipe.defaults(None)}
+    return {"arch": "resnet18", "epochs": 1, "batch_size": 8, **fast}
+
+
+NAMES = sorted(r.name for r in all_recipes())
+
+
+@pytest.mark.parametrize("name", sorted(REFUSE))
+def test_recipes_that_cannot_use_resnet18_refuse_it_before_data_loads(name):
+    recipe = get_recipe(name)
+    with pytest.raises(HParamError, match="arch"):
+        recipe.resolve(None, settings(recipe))
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in REFUSE])
+def test_every_other_recipe_trains_the_resnet_on_32x32_images(name):
+    recipe = get_recipe(name)
+    scenario = recipe.scenarios[0]
+    stream = stream_for(scenario)
+    torch.manual_seed(0)
+    strategy = recipe.build(RecipeContext(stream, recipe.resolve(None, settings(recipe), scenario=scenario),
+                                          evaluator=None))
+    model = strategy.model
+    assert sum(isinstance(m, BasicBlock) for m in model.modules()) >= 8, f"{name} does not train a ResNet-18"
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()
+              if isinstance(v, torch.Tensor) and v.is_floating_point()}
+    if recipe.trains_once:
+        strategy.train(stream.train_stream)
+    else:
+        for exp in stream.train_stream:
+            strategy.train(exp)
+    after = strategy.model.state_dict()
+    changed = [k for k, v in before.items() if k in after and not torch.equal(v, after[k])]
+    assert any(("conv" in k or "stem" in k or "fc" in k or "classifier" in k) for k in changed), \
+        f"{name}: no weight of the network changed"
+    assert all(torch.isfinite(v).all() for k, v in after.items() if isinstance(v, torch.Tensor) and v.is_floating_point())
