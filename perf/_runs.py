@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, Iterable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avalanche_ext.runner import RunConfig, run  # noqa: E402
+from avalanche_ext.report.stats import mean_spread as spread  # noqa: E402
 
 _TRACKING = f"sqlite:///{tempfile.mkdtemp(prefix='perf-runs-')}/mlflow.db"
 
@@ -41,8 +41,8 @@ def run_seeds(label: str, recipe: str, *, benchmark: str, scenario: str, seeds: 
 def mean_std(values: list[float]) -> str:
     """``mean ± sample std`` in percent (ddof=1), with the per-seed values."""
     pct = [100 * v for v in values]
-    sd = statistics.stdev(pct) if len(pct) > 1 else 0.0
-    return f"{statistics.mean(pct):5.1f} ± {sd:4.1f}  ({', '.join(f'{v:.1f}' for v in pct)})"
+    mean, sd = spread(pct)
+    return f"{mean:5.1f} ± {sd:4.1f}  ({', '.join(f'{v:.1f}' for v in pct)})"
 
 
 def summary(rows: list[dict]) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -28,6 +27,7 @@ from avalanche_ext.benchmarks import build_benchmark  # noqa: E402
 from avalanche_ext.plugins import FiniteLossGuard  # noqa: E402
 from avalanche_ext.recipe import RecipeContext  # noqa: E402
 from avalanche_ext.registry import get_recipe  # noqa: E402
+from avalanche_ext.report.stats import mean_spread as spread  # noqa: E402
 from avalanche_ext.runner import make_evaluator, seed_everything  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def stack(experiences) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def mean_sd(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1; 0 for one value)."""
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return spread(values)
 
 
 def auroc(positive: torch.Tensor, negative: torch.Tensor) -> float:
@@ -86,7 +86,9 @@ def emit(record: dict, out: Optional[str]) -> None:
 
 
 def summarise(records: list[dict], width: int, prefix: str = "") -> None:
-    """One line per ``acc_*`` / ``task_acc_*`` key: mean +- sample std in percent, and the per-seed values."""
+    """One line per ``acc_*`` / ``task_acc_*`` key: mean +- sample std in percent, and the per-seed values, after
+    a blank line (so that a page can include the summary as a whole block of the record)."""
+    print()
     for key in [k for k in records[0] if k.startswith("acc_") or k.startswith("task_acc_")]:
         m, s = mean_sd([100 * r[key] for r in records])
         print(f"{prefix}{key:{width}s} {m:6.2f} +- {s:5.2f}   per seed: {[round(100 * r[key], 2) for r in records]}")

@@ -10,12 +10,12 @@ for each seed, and writes a Markdown table of the final average accuracy and for
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 from avalanche_ext.runner import RunConfig, run
+from avalanche_ext.report.stats import mean_spread as spread
 
 #: (lr, epochs) pairs compared; everything else is the recipe's default.
 SETTINGS = ((0.05, 5), (0.1, 10))
@@ -23,8 +23,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def mean_sd(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.mean(values):.2f} ± {100 * sd:.2f}"
+    mean, sd = spread(values)
+    return f"{100 * mean:.2f} ± {100 * sd:.2f}"
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from avalanche_ext.report.stats import mean_spread as spread  # noqa: E402
+
 RESULTS = ROOT / "perf" / "results"
 BENCHMARK = "split_mnist5k"
 METHODS = ("naive", "latent_replay")
@@ -48,9 +50,9 @@ def table(record: dict) -> str:
         for e in epochs:
             sel = [r for r in runs if r["method"] == method and r["epochs"] == e]
             accs = [100 * r["acc"] for r in sel]
-            sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            mean, sd = spread(accs)
             fgt = statistics.mean(r["forgetting"] for r in sel)
-            cells.append(f"{statistics.mean(accs):.2f} ± {sd:.2f} (forgetting {fgt:.2f})")
+            cells.append(f"{mean:.2f} ± {sd:.2f} (forgetting {fgt:.2f})")
         lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
     lines += ["", f"Written by `{record['command']}` in {record['wall_s']:.0f} s ({record['cpu_s']:.0f} s of CPU, "
                   f"{record['threads']} thread); the runs are in `perf/results/latent_replay_epochs.json`."]

@@ -172,7 +172,7 @@ def shared_uri(tmp_path_factory):
 @pytest.mark.parametrize("recipe", AMP_RECIPES, ids=lambda r: r.name)
 def test_every_recipe_that_allows_amp_trains_under_bf16_on_the_cpu_about_as_well_as_in_float32(recipe, shared_uri):
     scenario = default_scenario(recipe, get_spec("split_digits"))
-    fast = {k: v for k, v in {"vae_epochs": 1}.items() if k in recipe.defaults("split_digits")}
+    fast = {k: v for k, v in {"vae_epochs": 1, "gen_iterations": 50}.items() if k in recipe.defaults("split_digits")}
 
     def one(amp):
         return run(RunConfig(recipe.name, benchmark="split_digits", scenario=scenario, n_experiences=2, epochs=1,

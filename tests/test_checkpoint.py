@@ -29,7 +29,7 @@ def uri(tmp_path_factory):
 
 
 #: Settings that only make the tiny runs faster (a VAE trained for 2 epochs instead of 10).
-FAST = {"vae_epochs": 2}
+FAST = {"vae_epochs": 2, "gen_iterations": 50}
 
 
 def config(recipe, uri, ckpt_dir, **kw):

@@ -30,6 +30,17 @@ def mean_std(values: Iterable[Optional[float]]) -> tuple[float, float]:
     return mean, float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
 
 
+def mean_spread(values: Iterable[Optional[float]]) -> tuple[float, float]:
+    """:func:`mean_std` with a spread of 0 for a single value, for tables that print one seed as ``x ± 0``.
+
+    Example:
+        >>> mean_spread([0.5])
+        (0.5, 0.0)
+    """
+    mean, std = mean_std(values)
+    return mean, 0.0 if math.isnan(std) else std
+
+
 def fmt(mean: float, std: float, pct: bool = True, digits: int = 1) -> str:
     """``"47.0 ± 1.2"`` (in % when ``pct``); ``"47.0"`` without a spread; ``"-"`` without a value."""
     if mean is None or math.isnan(mean):

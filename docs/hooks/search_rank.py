@@ -1,4 +1,4 @@
-"""Search ranks the method pages first and the validation records last.
+"""Search ranks the method pages first and the validation records and generated tables last.
 
 A validation record (``results/validation/*.md``) is a short page whose title names its recipe
 (`` `hnet` on `permuted_mnist5k` ``) and whose text names a hyper-parameter in nearly every line,
@@ -12,7 +12,9 @@ another page.
 from __future__ import annotations
 
 # (path prefix below docs/, boost): the first prefix that matches a page applies
-BOOSTS = [("methods/", 5.0), ("results/validation/", 0.01)]
+BOOSTS = [("methods/", 5.0), ("results/validation/", 0.01),
+          # the generated tables name every recipe in a heading or a row: below the page that explains it
+          ("results/fidelity", 0.01), ("results/leaderboards/", 0.01)]
 
 
 def boost(src_uri: str) -> float | None:
