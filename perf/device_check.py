@@ -108,12 +108,12 @@ class StepTimer(SupervisedPlugin):
 
 
 def synthetic_stream(scenario: str, per_class: int):
-    """10 classes of 32x32 RGB noise with a class-dependent mean, in 2 experiences of ``scenario``."""
+    """10 classes of 32x32 RGB noise in [0, 1] with a class-dependent mean, in 2 experiences of ``scenario``."""
     g = torch.Generator().manual_seed(SEED)
 
     def split(n):
         y = torch.arange(10).repeat(n)
-        return torch.randn(len(y), 3, 32, 32, generator=g) * 0.5 + y[:, None, None, None] / 10, y
+        return torch.rand(len(y), 3, 32, 32, generator=g) * 0.5 + y[:, None, None, None] / 20, y  # in [0, 1], as images
 
     (xtr, ytr), (xte, yte) = split(per_class), split(2)
     return split_stream(Source("synthetic32", xtr, ytr, xte, yte), "synthetic32", scenario, 2, SEED)

@@ -65,3 +65,26 @@ def test_packnet_prunes_the_features_and_gives_each_task_its_own_head():
 def test_packnet_refuses_a_prune_proportion_outside_0_1():
     with pytest.raises(ValueError, match="prune_proportion"):
         _strategy("packnet", prune_proportion=1.0)
+
+
+def test_packnet_runs_the_plugins_it_is_given():
+    """Avalanche 0.6.0's PackNet nests its plugins in a list, where no hook reached them."""
+    from avalanche.core import SupervisedPlugin
+
+    from avalanche_ext.benchmarks import build_benchmark
+    from avalanche_ext.recipe import RecipeContext
+    from avalanche_ext.registry import get_recipe
+
+    class Count(SupervisedPlugin):
+        iterations = 0
+
+        def after_training_iteration(self, strategy, *args, **kwargs):
+            Count.iterations += 1
+
+    stream = build_benchmark("split_digits", "task", n_experiences=2, seed=0)
+    recipe = get_recipe("packnet")
+    strategy = recipe.build(RecipeContext(stream, recipe.resolve("split_digits", {"epochs": 1}), None,
+                                          plugins=[Count()]))
+    assert not any(isinstance(p, list) for p in strategy.plugins)
+    strategy.train(stream.train_stream[0])
+    assert Count.iterations > 0

@@ -44,7 +44,11 @@ def build(ctx):
     # restored models keep their isolation (see avalanche_ext.models.packnet)
     prepare_for_packnet(net.features)
     model = _PackNetMultiHead(net)
-    return PackNet(model=model, optimizer=ctx.optimizer(model), post_prune_epochs=hp.post_prune_epochs,
-                   prune_proportion=hp.prune_proportion,
-                   # `epochs` of training, then `post_prune_epochs` of fine-tuning after pruning.
-                   **ctx.strategy_args(train_epochs=hp.epochs + hp.post_prune_epochs))
+    strategy = PackNet(model=model, optimizer=ctx.optimizer(model), post_prune_epochs=hp.post_prune_epochs,
+                       prune_proportion=hp.prune_proportion,
+                       # `epochs` of training, then `post_prune_epochs` of fine-tuning after pruning.
+                       **ctx.strategy_args(train_epochs=hp.epochs + hp.post_prune_epochs))
+    # Avalanche 0.6.0's PackNet nests the plugins it is given in a list ([plugins, PackNetPlugin]), where
+    # no hook reaches them: the loss guard, the run's stop watch and mixed precision never ran
+    strategy.plugins = [p for item in strategy.plugins for p in (item if isinstance(item, list) else [item])]
+    return strategy
