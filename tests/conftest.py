@@ -21,3 +21,13 @@ def _no_mlflow_env(monkeypatch, tmp_path):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("AVALANCHE_EXT_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _autocast_closed():
+    """A test that fails inside an autocast region (AutocastPlugin opens it in before_forward) must not
+    leave the rest of its worker's tests in reduced precision."""
+    yield
+    for device in ("cpu", "cuda"):
+        if torch.is_autocast_enabled(device):
+            torch.set_autocast_enabled(device, False)

@@ -34,6 +34,7 @@ class _PackNetMultiHead(PackNetModel):
     hparams={"post_prune_epochs": 1, "prune_proportion": 0.5},
     per_benchmark={"split_mnist5k": {"prune_proportion": 0.9}},
     summary="iterative magnitude pruning; each task owns a frozen subset of weights",
+    amp=False,  # no mixed precision: the per-task heads write their outputs into a float32 tensor
 )
 def build(ctx):
     hp = ctx.hp
