@@ -5,8 +5,7 @@ context, shared plugins, training order) but returns the trained strategy instea
 summary; unlike the runner it does not evaluate the test stream between experiences, so a run
 need not match the runner's bit for bit, so that a script can score the trained model's per-task outputs with several
 task-inference rules without training again. ``stack`` turns a stream's experiences into
-tensors. ``mean_sd`` is the mean and sample standard deviation (ddof=1) the reports use;
-``emit`` prints a run's record (and appends it to a file), ``summarise`` prints each accuracy's
+tensors. ``emit`` prints a run's record (and appends it to a file), ``summarise`` prints each accuracy's
 mean and sample std over the runs; ``script_parser`` holds the options every such script takes
 and ``parse`` reads them (setting the thread count).
 """
@@ -63,11 +62,6 @@ def stack(experiences) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return torch.cat(xs), torch.cat(ys), torch.cat(es)
 
 
-def mean_sd(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; 0 for one value)."""
-    return spread(values)
-
-
 def auroc(positive: torch.Tensor, negative: torch.Tensor) -> float:
     """Area under the ROC curve of a score that should be higher on ``positive`` than on ``negative``
     (the probability that a random positive outranks a random negative, ties counting one half)."""
@@ -90,7 +84,7 @@ def summarise(records: list[dict], width: int, prefix: str = "") -> None:
     a blank line (so that a page can include the summary as a whole block of the record)."""
     print()
     for key in [k for k in records[0] if k.startswith("acc_") or k.startswith("task_acc_")]:
-        m, s = mean_sd([100 * r[key] for r in records])
+        m, s = spread([100 * r[key] for r in records])
         print(f"{prefix}{key:{width}s} {m:6.2f} +- {s:5.2f}   per seed: {[round(100 * r[key], 2) for r in records]}")
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _trained import mean_sd  # noqa: E402
+from avalanche_ext.report.stats import mean_spread  # noqa: E402
 from avalanche_ext.runner import RunConfig, run  # noqa: E402
 
 
@@ -57,7 +57,7 @@ def main() -> None:
         if args.out:
             with open(args.out, "a") as f:
                 f.write(json.dumps(row) + "\n")
-    m, s = mean_sd(accs)
+    m, s = mean_spread(accs)
     print(f"{args.recipe} {args.benchmark} {args.scenario} ({'validation' if args.validation else 'test'}, "
           f"{overrides}): {m:.1f} +- {s:.1f}  per seed {[round(a, 1) for a in accs]}")
 
