@@ -17,6 +17,7 @@ from avalanche.logging import BaseLogger
 from .describe import describe_strategy, package_versions
 from .matrix import AccuracyMatrix
 from .resilient import TrackingLostError
+from .shield import shielded
 from .store import Tracking
 from .writer import RunWriter
 
@@ -183,10 +184,11 @@ class MLflowLogger(BaseLogger, SupervisedPlugin):
         """Write the queued metrics (a batch leaves the queue only once it is sent or spooled)."""
         while self._pending:
             chunk = self._pending[:900]
-            self.writer.send(lambda _: {"op": "metrics", "metrics": [[m.key, m.value, m.timestamp, m.step]
-                                                                      for m in chunk]},
-                             self.client.log_batch, self.run_id, metrics=chunk)
-            del self._pending[: len(chunk)]
+            with shielded():  # a stop signal waits until the sent batch has left the queue
+                self.writer.send(lambda _: {"op": "metrics", "metrics": [[m.key, m.value, m.timestamp, m.step]
+                                                                          for m in chunk]},
+                                 self.client.log_batch, self.run_id, metrics=chunk)
+                del self._pending[: len(chunk)]
 
     def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
         """Upload the file at ``path`` to the run's artifacts (under ``artifact_path`` if given)."""

@@ -14,6 +14,8 @@ import os
 import time
 from typing import Any, Callable
 
+from .shield import shielded
+
 #: MLflow error codes of failures that may pass (a server restarting, a locked database, rate limits).
 _TRANSIENT_CODES = frozenset({"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED",
                               "DEADLINE_EXCEEDED", "ENDPOINT_NOT_FOUND"})
@@ -76,7 +78,8 @@ class RetryingCalls:
         delay = 0.5
         while True:
             try:
-                return fn(*args, **kwargs)
+                with shielded():  # a stop signal waits for the call to complete
+                    return fn(*args, **kwargs)
             except Exception as error:  # noqa: BLE001 - sorted by is_transient below
                 if not is_transient(error):
                     raise

@@ -23,6 +23,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Optional
 
+from .shield import shielded
+
 
 class Spool:
     """The spool file of one run.
@@ -38,7 +40,7 @@ class Spool:
     def append(self, record: dict[str, Any]) -> None:
         """Write one record and sync it to disk."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
+        with shielded(), open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())

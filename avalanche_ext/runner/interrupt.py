@@ -1,8 +1,10 @@
 """Stopping a run on SIGINT, SIGTERM or a stop file, so that it ends KILLED with its checkpoint kept.
 
 Inside :func:`interrupts_raise` both signals raise :class:`RunInterrupted` in the main thread
-(instead of a ``KeyboardInterrupt`` traceback, or SIGTERM's silent death); while the run is
-being ended, a second signal is ignored so that the end is written. :class:`StopWatch` is a
+(instead of a ``KeyboardInterrupt`` traceback, or SIGTERM's silent death). A signal that
+arrives during a write to the tracking store raises once the write is complete
+(:mod:`avalanche_ext.logging.shield`); while the run is being ended, a second signal is
+ignored so that the end is written. :class:`StopWatch` is a
 plugin that raises it when a stop file appears: a taxonomy stops the runs of its worker
 processes that way.
 """
@@ -10,12 +12,15 @@ processes that way.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import threading
 from typing import Any, Iterator, Optional
 
 from avalanche.core import SupervisedPlugin
+
+from ..logging import shield
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -49,6 +54,12 @@ class RunInterrupted(BaseException):
 def _raise(signum: int, frame: Any) -> None:
     for s in _SIGNALS:
         signal.signal(s, signal.SIG_IGN)  # the run is being ended: let that finish
+    if shield.defer(functools.partial(_raise_now, signum)):
+        return  # a write to the tracking store is under way: raise once it is complete
+    _raise_now(signum)
+
+
+def _raise_now(signum: int) -> None:
     raise RunInterrupted(signum)
 
 

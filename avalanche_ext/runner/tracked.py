@@ -18,6 +18,7 @@ from ..devices import concrete_device, resolve_device
 from ..functional import summarize
 from ..logging import AccuracyMatrix, MLflowLogger, ProgressLogger, Tracking
 from ..logging.liveness import close_run, looks_alive
+from ..logging.shield import shielded
 from ..plugins import FiniteLossGuard
 from ..protocols import collect_memory_reports
 from ..recipe import RecipeContext
@@ -99,8 +100,8 @@ class TrackedRun:
         stream = build_benchmark(cfg.benchmark, self.plan.scenario, n_experiences=cfg.n_experiences, seed=cfg.seed,
                                  data_root=cfg.data_root, validation=cfg.validation)
         seed_everything(cfg.seed)
-        self._start(stream, saved)
         try:
+            self._start(stream, saved)
             strategy = self._build(stream)
             done, train_s = self._restore(strategy, saved) if saved else (0, 0.0)
             train_s, stopped = self._train(strategy, stream, done, train_s)
@@ -119,13 +120,14 @@ class TrackedRun:
     def _start(self, stream: Any, saved: Optional[dict[str, Any]]) -> None:
         """Create the MLflow run, or continue the checkpoint's."""
         cfg, plan = self.cfg, self.plan
-        self.logger = MLflowLogger(
-            cfg.experiment, self.name, self.tracking,
-            params={**run_params(cfg, plan, stream.n_experiences), "device": str(self.device), "amp": cfg.amp},
-            tags={"recipe": plan.recipe.name, "benchmark": cfg.benchmark, "scenario": plan.scenario},
-            parent_run_id=cfg.parent_run_id, run_id=saved["progress"]["mlflow_run_id"] if saved else None,
-            retry_budget_s=cfg.tracking_retry_s, spool_path=self._spool_path,
-        )
+        with shielded():  # a stop signal waits until the run exists and self.logger can end it
+            self.logger = MLflowLogger(
+                cfg.experiment, self.name, self.tracking,
+                params={**run_params(cfg, plan, stream.n_experiences), "device": str(self.device), "amp": cfg.amp},
+                tags={"recipe": plan.recipe.name, "benchmark": cfg.benchmark, "scenario": plan.scenario},
+                parent_run_id=cfg.parent_run_id, run_id=saved["progress"]["mlflow_run_id"] if saved else None,
+                retry_budget_s=cfg.tracking_retry_s, spool_path=self._spool_path,
+            )
         if not saved:
             log_dataset(self.logger, stream, cfg.benchmark, stream.n_experiences)
 
