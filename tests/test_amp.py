@@ -101,6 +101,39 @@ def test_fp16_scales_the_loss_hands_unscaled_gradients_to_the_other_plugins_and_
     assert amp.scaler.get_scale() == 65536.0 / 2
 
 
+class Failing(SupervisedPlugin):
+    """Raises inside the autocast region: in the training step (after the forward pass) or in evaluation."""
+
+    def __init__(self, where):
+        super().__init__()
+        self.where = where
+
+    def after_forward(self, strategy, **kwargs):
+        if self.where == "train":
+            raise RuntimeError("a step that fails")
+
+    def after_eval_forward(self, strategy, **kwargs):
+        if self.where == "eval":
+            raise RuntimeError("an evaluation that fails")
+
+
+@pytest.mark.parametrize("where", ["train", "eval"])
+def test_a_step_that_raises_leaves_no_autocast_region_open_and_the_strategy_trains_again(where):
+    plugin = AutocastPlugin("bf16")
+    failing = Failing(where)
+    strategy = tiny_naive([plugin, failing], train_mb_size=10)
+    bm = two_class_stream(n_exp=1, per_class=20)
+    with pytest.raises(RuntimeError, match="fails"):
+        strategy.train(bm.train_stream[0])
+        strategy.eval(bm.test_stream)
+    assert not torch.is_autocast_enabled("cpu")
+    failing.where = None
+    strategy.train(bm.train_stream[0])
+    strategy.eval(bm.test_stream)
+    assert not torch.is_autocast_enabled("cpu")
+    assert "training_epoch" not in vars(strategy) and "eval_epoch" not in vars(strategy)
+
+
 def test_the_loss_scale_round_trips_through_the_state_dict():
     amp = AutocastPlugin("fp16")
     train_once([Probe(poison_iteration=0), amp])

@@ -137,6 +137,30 @@ def test_inference_picks_the_right_mask_on_permuted_tasks(permuted, inference):
     assert strategy.eval(permuted.test_stream)[STREAM_TI] >= 0.85  # chance: 1/3
 
 
+def test_the_default_inference_tries_every_mask_on_a_class_split_and_the_gradient_on_shared_classes(permuted):
+    """On tasks with disjoint classes the one-shot gradient sends nearly every input to one mask
+    (about 1/k of the samples to their own); ``auto`` switches to trying every mask there."""
+    split = build_benchmark("split_digits", "class", n_experiences=5, seed=0)
+    got = {}
+    for inference in ("auto", "oneshot"):
+        torch.manual_seed(0)
+        plugin = SupSupPlugin("gns", task_ids="experiences", inference=inference)
+        strategy, _ = make_strategy(build_supsup_network(mlp(split), extra_outputs=90), plugin, epochs=2)
+        for exp in split.train_stream:
+            strategy.train(exp)
+        got[inference] = (plugin.resolved_inference, strategy.eval(split.test_stream)[STREAM_TI])
+    assert got["auto"][0] == "exhaustive" and got["oneshot"][0] == "oneshot"
+    assert got["oneshot"][1] < 0.3 and got["auto"][1] > got["oneshot"][1] + 0.15, got
+    plugin = SupSupPlugin("gns", task_ids="experiences")
+    strategy, _ = make_strategy(build_supsup_network(mlp(permuted), extra_outputs=90), plugin, epochs=1)
+    for exp in permuted.train_stream[:2]:
+        strategy.train(exp)
+    assert plugin.resolved_inference == "oneshot"  # the permuted tasks share all ten classes
+    restored = SupSupPlugin("gns", task_ids="experiences")
+    restored.load_state_dict(plugin.state_dict())
+    assert restored.mask_classes == plugin.mask_classes and restored.resolved_inference == "oneshot"
+
+
 def test_oneshot_and_binary_find_the_mask_that_lowers_entropy():
     # logits = sum_i alpha_i * L_i: only L_2 is confident, so raising alpha_2 lowers the entropy most
     torch.manual_seed(0)

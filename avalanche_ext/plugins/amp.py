@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional, Union
 
 import torch
@@ -41,7 +42,8 @@ class AutocastPlugin(SupervisedPlugin):
     ``before_backward`` (penalties, distillation); the backward pass and the update do not.
     In evaluation, the forward pass and the loss. The plugin takes over the template's
     ``backward`` and ``optimizer_step`` while ``train`` runs (so the order of the plugins does
-    not matter): the loss is scaled in the backward pass and the gradients unscaled right
+    not matter), and wraps the epochs of training and evaluation so that a step that raises
+    leaves no autocast region open: the loss is scaled in the backward pass and the gradients unscaled right
     after it, so every ``after_backward`` and ``before_update`` hook (masks, clipping,
     projections) sees the true gradients and ``strategy.loss`` (and the loss metrics) stays
     unscaled.
@@ -127,6 +129,14 @@ class AutocastPlugin(SupervisedPlugin):
         self._strategy = strategy
         strategy.backward = self._backward  # instance attributes: removed again in after_training
         strategy.optimizer_step = self._optimizer_step
+        strategy.training_epoch = self._training_epoch
+
+    def _training_epoch(self, **kwargs: Any) -> None:
+        """The template's epoch; the autocast region is closed however the epoch ends (a step may raise)."""
+        try:
+            type(self._strategy).training_epoch(self._strategy, **kwargs)
+        finally:
+            self._close()
 
     def before_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         self._open(strategy)
@@ -154,7 +164,7 @@ class AutocastPlugin(SupervisedPlugin):
 
     def after_training(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         self._close()
-        for name in ("backward", "optimizer_step"):
+        for name in ("backward", "optimizer_step", "training_epoch"):
             strategy.__dict__.pop(name, None)
         self._strategy = None
 
@@ -162,6 +172,14 @@ class AutocastPlugin(SupervisedPlugin):
     def before_eval(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         if self.in_eval:
             self._check_model(strategy)
+            strategy.eval_epoch = functools.partial(self._eval_epoch, strategy)  # removed again in after_eval
+
+    def _eval_epoch(self, strategy: Any, **kwargs: Any) -> None:
+        """The template's evaluation pass; the autocast region is closed however it ends."""
+        try:
+            type(strategy).eval_epoch(strategy, **kwargs)
+        finally:
+            self._close()
 
     def before_eval_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         if self.in_eval:
@@ -172,6 +190,7 @@ class AutocastPlugin(SupervisedPlugin):
 
     def after_eval(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         self._close()
+        strategy.__dict__.pop("eval_epoch", None)
 
     # ----- state ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

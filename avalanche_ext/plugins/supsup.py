@@ -85,10 +85,12 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
         task_ids: for ``gg``/``gns``, where the task identity comes from while training:
             ``"labels"`` (the experience's task label) or ``"experiences"`` (each training
             experience is a new task; ``gns`` only).
-        inference: ``"oneshot"`` (one gradient), ``"binary"`` (``ceil(log2 k)`` gradients) or
+        inference: ``"oneshot"`` (one gradient), ``"binary"`` (``ceil(log2 k)`` gradients),
             ``"exhaustive"`` (``k`` forward passes; the one that works when tasks have
             disjoint label sets, as in class-incremental streams, where the one-shot
-            gradient tends to favour one mask for every input).
+            gradient tends to favour one mask for every input) or ``"auto"``:
+            ``exhaustive`` while no two learned masks' experiences share a class,
+            ``oneshot`` otherwise (see :attr:`resolved_inference`).
         infer_per: infer a task per test ``"sample"`` or one per test ``"batch"`` (the
             paper's protocol; needs batches drawn from one task, as Avalanche's
             experience-by-experience evaluation provides).
@@ -111,7 +113,7 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
         mode: Mode = "gns",
         *,
         task_ids: Literal["labels", "experiences"] = "labels",
-        inference: Literal["oneshot", "binary", "exhaustive"] = "oneshot",
+        inference: Literal["auto", "oneshot", "binary", "exhaustive"] = "auto",
         infer_per: Literal["sample", "batch"] = "sample",
         gnu_threshold: float = 0.2,
         gnu_probe: int = 256,
@@ -124,8 +126,8 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
         if mode == "gg" and task_ids == "experiences":
             raise ValueError("mode 'gg' selects masks by the test task label, so task_ids must be 'labels'; "
                              "use mode='gns' to learn one mask per experience and infer the task at test")
-        if inference not in ("oneshot", "binary", "exhaustive"):
-            raise ValueError(f"inference must be 'oneshot', 'binary' or 'exhaustive', not {inference!r}")
+        if inference not in ("auto", "oneshot", "binary", "exhaustive"):
+            raise ValueError(f"inference must be 'auto', 'oneshot', 'binary' or 'exhaustive', not {inference!r}")
         if infer_per not in ("sample", "batch"):
             raise ValueError(f"infer_per must be 'sample' or 'batch', not {infer_per!r}")
         if not 0.0 < gnu_threshold < 1.0:
@@ -141,6 +143,8 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
         self.label_to_mask: dict[int, int] = {}
         self.exp_to_mask: dict[int, int] = {}
         self.gnu_entropy: dict[int, float] = {}
+        #: mask slot -> the classes of the experiences it was trained on (what ``auto`` inference reads).
+        self.mask_classes: dict[int, set[int]] = {}
         self._slot: Optional[int] = None
         self._checked = False
         self._inferred: Optional[tuple[torch.Tensor, int]] = None
@@ -167,6 +171,7 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
             known = self._recognise(strategy, model)
             if known is not None:
                 self.exp_to_mask[exp_id] = known
+                self.mask_classes.setdefault(known, set()).update(_classes_of(experience))
                 model.use_task(known)
                 strategy.stop_training()
                 return
@@ -177,6 +182,7 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
         if self.mode != "gnu" and self.task_ids == "labels":
             self.label_to_mask[int(experience.task_labels[0])] = slot
         self.exp_to_mask[exp_id] = slot
+        self.mask_classes[slot] = set(_classes_of(experience))
         self._slot = slot
         strategy.optimizer.state.clear()  # no moments carried over from the previous task's scores
         model.use_task(slot)
@@ -215,19 +221,34 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
         return candidate if h <= self.gnu_threshold else None
 
     # ----- evaluation ------------------------------------------------------------------------
+    @property
+    def resolved_inference(self) -> str:
+        """The inference in use: ``inference`` itself, or for ``"auto"`` ``"exhaustive"`` while the
+        learned masks' experiences have pairwise disjoint classes (a class-incremental split, on
+        which the one-shot gradient sends nearly every input to one mask), else ``"oneshot"``."""
+        if self.inference != "auto":
+            return self.inference
+        seen: set[int] = set()
+        for classes in self.mask_classes.values():
+            if not classes or seen & classes:  # unknown classes: the paper's one-shot inference
+                return "oneshot"
+            seen |= classes
+        return "exhaustive"
+
     def _infer(self, model: SupSupNet, x: torch.Tensor, per_sample: Optional[bool] = None) -> torch.Tensor:
         per_sample = self.infer_per == "sample" if per_sample is None else per_sample
         k = model.num_masks
         if k == 1:
             return torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        if self.inference == "exhaustive":
+        inference = self.resolved_inference
+        if inference == "exhaustive":
             with torch.no_grad():
                 return exhaustive_inference(lambda i: model(x, task=i), k, per_sample)
 
         def superpose(alphas: torch.Tensor) -> torch.Tensor:
             return model.superpose(x, alphas)
 
-        if self.inference == "binary":
+        if inference == "binary":
             return binary_inference(superpose, k, x.shape[0], per_sample, device=x.device)
         return oneshot_inference(superpose, k, x.shape[0], per_sample, device=x.device)[0]
 
@@ -285,6 +306,7 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
             "label_to_mask": dict(self.label_to_mask),
             "exp_to_mask": dict(self.exp_to_mask),
             "gnu_entropy": dict(self.gnu_entropy),
+            "mask_classes": {k: sorted(v) for k, v in self.mask_classes.items()},
             "checked": self._checked,
         }
 
@@ -296,8 +318,13 @@ class SupSupPlugin(MethodPlugin[SupSupNet]):
         self.label_to_mask = {int(k): int(v) for k, v in state["label_to_mask"].items()}
         self.exp_to_mask = {int(k): int(v) for k, v in state["exp_to_mask"].items()}
         self.gnu_entropy = {int(k): float(v) for k, v in state["gnu_entropy"].items()}
+        self.mask_classes = {int(k): {int(c) for c in v} for k, v in state.get("mask_classes", {}).items()}
         self._checked = bool(state["checked"])
         self._slot = None
+
+
+def _classes_of(experience: Any) -> list[int]:
+    return [int(c) for c in getattr(experience, "classes_in_this_experience", None) or ()]
 
 
 __all__ = ["SupSupPlugin"]

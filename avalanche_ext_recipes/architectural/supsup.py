@@ -6,8 +6,9 @@ kept as a bit-packed mask. Scenarios:
 
 * ``task``: GG, the test task label picks the mask (``mode=auto`` or ``gg``).
 * ``domain`` / ``class``: GNs, every training experience gets a new mask and the task is
-  inferred at test from the output entropy (``mode=auto`` or ``gns``): one-shot gradient
-  inference on ``domain`` streams, every mask tried (``exhaustive``) on ``class`` streams.
+  inferred at test from the output entropy (``mode=auto`` or ``gns``). With
+  ``inference=auto`` the plugin tries every mask (``exhaustive``) while the masks' classes
+  are disjoint (``class`` streams) and uses the one-shot gradient otherwise (``domain``).
 * any scenario with ``mode=gnu``: no task identity at all; a new mask is allocated when
   no learned mask is confident on the new experience.
 """
@@ -28,14 +29,6 @@ def resolve_mode(mode: str, scenario: str) -> str:
                          "give; use the task scenario (one task label per experience), or mode=gns (infer the task) "
                          "or mode=gnu")
     return mode
-
-
-def resolve_inference(inference: str, scenario: str) -> str:
-    """``auto`` -> ``exhaustive`` on class-incremental streams (tasks with disjoint label sets, where
-    the one-shot gradient tends to pick one mask for every input), ``oneshot`` elsewhere."""
-    if inference == "auto":
-        return "exhaustive" if scenario == "class" else "oneshot"
-    return inference
 
 
 @register(
@@ -68,7 +61,7 @@ def build(ctx):
     plugin = SupSupPlugin(
         mode,
         task_ids="labels" if ctx.scenario == "task" or mode == "gnu" else "experiences",
-        inference=resolve_inference(hp.inference, ctx.scenario),
+        inference=hp.inference,
         infer_per=hp.infer_per,
         gnu_threshold=hp.gnu_threshold,
         gnu_probe=hp.gnu_probe,
