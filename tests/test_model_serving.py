@@ -84,3 +84,22 @@ def test_a_method_that_infers_the_task_classifies_through_pyfunc_as_in_its_run(r
     assert "model_error" not in MlflowClient(uri).get_run(result["mlflow_run_id"]).data.tags
     accs, _ = _pyfunc_accuracies(f"runs:/{result['mlflow_run_id']}/model")
     assert np.allclose(accs, result["acc_matrix"][-1], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_model_that_needs_task_labels_is_logged_quietly_with_an_input_only_signature(tmp_path, capfd):
+    """A multi-head model cannot answer the input example alone: no example is logged (MLflow would
+    try it and print a warning), and MLflow's note on the pickle format, chosen on purpose, is not shown."""
+    uri = f"sqlite:///{tmp_path}/m.db"
+    MlflowClient(uri).search_experiments()  # the store exists: its creation's log lines are not the run's
+    capfd.readouterr()
+    result = run(RunConfig("multihead", scenario="task", n_experiences=2, epochs=1, tracking_uri=uri,
+                           progress=False))
+    err = capfd.readouterr().err
+    assert "Failed to validate serving input example" not in err and "Pickle" not in err, err[-2000:]
+    from mlflow.models import get_model_info
+
+    mlflow.set_tracking_uri(uri)
+    info = get_model_info(f"runs:/{result['mlflow_run_id']}/model")
+    assert info.signature.inputs is not None and info.signature.outputs is None
+    assert info.saved_input_example_info is None

@@ -2,7 +2,9 @@
 
 The model is logged with ``mlflow.pytorch.log_model`` under the name ``model`` (so
 ``mlflow.pytorch.load_model("runs:/<id>/model")`` loads it), with an input example taken
-from the test stream, the signature inferred from it, the module pickled (its class kept), explicit pip requirements (nothing
+from the test stream and the signature inferred from it (a model that needs task labels as
+well gets a signature of its inputs and no example), the module pickled on purpose (its
+class kept; MLflow's warning about the format is not shown), explicit pip requirements (nothing
 inferred, no network) and ``plugin_states.pt`` as an extra file: the ``state_dict()`` of every
 plugin that has one (masks, task embeddings, buffers), in the order of ``strategy.plugins``.
 Functions defined inside a recipe that a module keeps for training (an ensemble's member
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import tempfile
 import types
 from importlib.metadata import PackageNotFoundError, version
@@ -96,6 +99,18 @@ def output_of(model: torch.nn.Module, example: np.ndarray) -> Optional[np.ndarra
     return output.cpu().numpy() if isinstance(output, torch.Tensor) else None
 
 
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Within: the logger ``name`` shows errors only (MLflow's warning about the pickle format, chosen on purpose)."""
+    log = logging.getLogger(name)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def plugin_states(strategy: Any) -> dict[str, Any]:
     """``{"<index>:<class name>": state_dict()}`` of every plugin that has a state to give."""
     states = {}
@@ -158,9 +173,10 @@ def log_trained_model(logger: MLflowLogger, strategy: Any, stream: Any) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         states = Path(tmp) / "plugin_states.pt"
         torch.save(plugin_states(strategy), states)
-        kwargs = dict(signature=signature, input_example=example, pip_requirements=pip_requirements(),
-                      serialization_format="pickle",
+        kwargs = dict(signature=signature, pip_requirements=pip_requirements(), serialization_format="pickle",
                       extra_files=[str(states)])
+        if output is not None:  # an example the model cannot answer alone would fail MLflow's serving check
+            kwargs["input_example"] = example
         local = Path(tmp) / "model"
 
         def upload() -> None:
@@ -180,5 +196,5 @@ def log_trained_model(logger: MLflowLogger, strategy: Any, stream: Any) -> None:
             mlflow.pytorch.save_model(model, str(local), **kwargs)
             return {"op": "artifacts", "dir": spool.keep(local), "artifact_path": "model"}
 
-        with without_local_functions(model):
+        with without_local_functions(model), _quiet("mlflow.pytorch"):
             logger.writer.send(keep, upload)
