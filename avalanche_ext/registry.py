@@ -123,10 +123,14 @@ SELECTED_GROUP = "avalanche_ext.selected_settings"
 #: entry points: a selection can be tried before it is committed.
 SELECTED_ENV = "AVALANCHE_EXT_SELECTED"
 
+#: Set to ``1`` to ignore every selection: the recipes run with their own defaults (as before any search).
+NO_SELECTED_ENV = "AVALANCHE_EXT_NO_SELECTED"
+
 
 def selected_settings() -> dict[str, dict[str, dict[str, Any]]]:
     """The selected settings of every source: the entry points of :data:`SELECTED_GROUP`, then the files
-    of :data:`SELECTED_ENV` (which may replace an entry point's selection for a benchmark and scenario).
+    of :data:`SELECTED_ENV` (which may replace an entry point's selection for a benchmark and scenario);
+    none at all when :data:`NO_SELECTED_ENV` is ``1``.
 
     Raises:
         ValueError: two entry points select settings for the same recipe, benchmark and scenario, or a file
@@ -135,6 +139,8 @@ def selected_settings() -> dict[str, dict[str, dict[str, Any]]]:
     from importlib.metadata import entry_points
 
     merged: dict[str, dict[str, dict[str, Any]]] = {}
+    if os.environ.get(NO_SELECTED_ENV, "") == "1":
+        return merged
     origin: dict[tuple[str, str], str] = {}
     for ep in entry_points(group=SELECTED_GROUP):
         for recipe, entries in _selection_shape(ep.load()(), f"entry point {ep.name} = {ep.value}").items():

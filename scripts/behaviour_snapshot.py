@@ -4,7 +4,8 @@
     python scripts/behaviour_snapshot.py --check tests/fixtures/behaviour_split_digits.json # compare
 
 Each case runs ``avalanche-ext run RECIPE --benchmark split_digits --scenario S --seed 0 --epochs 1
---threads 1 --json`` in a fresh process and keeps its ``acc_matrix``. ``tests/test_behaviour.py``
+--threads 1 --json`` in a fresh process, with the recipes' own defaults (``AVALANCHE_EXT_NO_SELECTED=1``:
+no setting selected on the validation split, as when the record was made), and keeps its ``acc_matrix``. ``tests/test_behaviour.py``
 runs the same cases and compares them with the committed record.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -37,10 +39,11 @@ def command(recipe: str, scenario: str, tracking_uri: str) -> list[str]:
 
 def run_case(recipe: str, scenario: str, tracking_uri: str) -> list[list[float]]:
     cmd = command(recipe, scenario, tracking_uri)
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    env = {**os.environ, "AVALANCHE_EXT_NO_SELECTED": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode == 2 and "--no-log-model" in out.stderr:  # a version of the CLI without the flag
         cmd.remove("--no-log-model")
-        out = subprocess.run(cmd, capture_output=True, text=True)
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"{recipe}/{scenario} failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])["acc_matrix"]

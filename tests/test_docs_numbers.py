@@ -80,8 +80,8 @@ def test_leaderboards_and_fidelity_page_are_those_the_reports_give(tmp_path):
     """The generated pages are committed as ``avalanche-ext leaderboard`` writes them from the committed reports."""
     from avalanche_ext.leaderboards import write_pages
 
-    written = write_pages(ROOT, out=str(tmp_path / "leaderboards"), fidelity=str(tmp_path / "fidelity.md"))
-    stale = [p.name for p in written
-             if p.read_text() != (DOCS / "results" / ("leaderboards/" if p.name != "fidelity.md" else "")
-                                  / p.name).read_text()]
+    written = write_pages(ROOT, out=str(tmp_path / "leaderboards"), fidelity=str(tmp_path / "fidelity.md"),
+                          selection=str(tmp_path / "selection.md"))
+    committed = {p: DOCS / "results" / p.relative_to(tmp_path) for p in written}
+    stale = [p.name for p in written if p.read_text() != committed[p].read_text()]
     assert not stale, f"run `avalanche-ext leaderboard` (make results-pages) and commit the pages: {stale} differ"
