@@ -14,7 +14,7 @@ from .logging import Tracking
 from .registry import all_recipes, get_recipe
 from .report.tables import ResultTable
 from .runner import RunConfig, validate
-from .runner.plan import check_device_settings
+from .runner.plan import check_device_settings, has_own_checkpoint
 
 
 @dataclass(kw_only=True)
@@ -155,7 +155,7 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
     out = Path(cfg.out or Path("reports") / cfg.benchmark)
     for job in jobs:
         job.checkpoint_dir = str((out / "checkpoints").resolve())
-        job.resume = cfg.resume
+        job.resume = cfg.resume and has_own_checkpoint(job)
     if cfg.resume:
         jobs = _reuse_finished(cfg, out, jobs, table)
     t0 = time.time()

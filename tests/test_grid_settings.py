@@ -122,8 +122,12 @@ def test_the_builtin_selection_is_declared_in_pyproject_and_valid_for_every_reci
 
 
 @pytest.fixture
-def restore_selections(monkeypatch):
-    """Give the recipes back their installed selections once the test's path and environment are undone."""
+def restore_selections(monkeypatch, tmp_path):
+    """The pack's own selection is set aside (its file made absent) for the test; the recipes get their
+    installed selections back once the test's path and environment are undone."""
+    import avalanche_ext_recipes.selected as builtin
+
+    monkeypatch.setattr(builtin, "PATH", tmp_path / "no_builtin_selection.json")
     yield
     monkeypatch.undo()
     registry.apply_selected_settings()

@@ -130,3 +130,22 @@ def test_resume_keeps_the_rest_of_the_report_and_reruns_changed_hyper_parameters
     rows = list(csv.DictReader(open(tmp_path / "report" / "results.csv")))
     assert sorted(r["recipe"] for r in rows) == ["multihead", "naive"]
     assert json.loads(summary_path.read_text())["hparams"]["naive/task"]["lr"] != 0.5
+
+
+def test_resume_starts_again_a_run_whose_checkpoint_has_other_settings_and_ends_the_old_run(tmp_path, tracking_uri):
+    """An interrupted taxonomy left a checkpoint; the recipe's settings changed since (a new selection):
+    --resume runs that pair afresh instead of failing on the checkpoint, and ends the old run KILLED."""
+    from avalanche_ext.runner import RunConfig, run
+
+    out = tmp_path / "report"
+    old = run(RunConfig("naive", benchmark="split_digits", scenario="task", n_experiences=2, epochs=1,
+                        tracking_uri=tracking_uri, checkpoint_dir=str(out / "checkpoints"), stop_after=1,
+                        progress=False, log_model=False, overrides={"lr": 0.01}))
+    MlflowClient(tracking_uri).update_run(old["mlflow_run_id"], status="RUNNING")  # as an interrupted worker leaves it
+    table = run_taxonomy(TaxonomyConfig(benchmark="split_digits", recipes=["naive"], scenarios=["task"],
+                                        n_experiences=2, epochs=1, tracking_uri=tracking_uri, out=str(out),
+                                        executor="serial", resume=True))
+    assert table.all_ok and len(table.rows) == 1
+    client = MlflowClient(tracking_uri)
+    ended = client.get_run(old["mlflow_run_id"])
+    assert ended.info.status == "KILLED" and "other settings" in ended.data.tags["killed_reason"]

@@ -111,6 +111,17 @@ def checkpoint_stem(cfg: RunConfig, plan: RunPlan) -> str:
     return name + ("-online" if cfg.online else "") + ("-validation" if cfg.validation else "")
 
 
+def has_own_checkpoint(cfg: RunConfig) -> bool:
+    """Whether ``cfg.checkpoint_dir`` holds a checkpoint of exactly this run (its settings included).
+
+    A command that fans out (``taxonomy --resume``) resumes the runs that have one and starts the
+    others afresh: a checkpoint left with other settings then ends its old run as abandoned instead
+    of refusing the run.
+    """
+    ckpt = checkpointer(cfg, validate(cfg))
+    return ckpt is not None and ckpt.exists()
+
+
 def checkpointer(cfg: RunConfig, plan: RunPlan) -> Optional[Checkpointer]:
     """The run's checkpoint file in ``cfg.checkpoint_dir``, or None without checkpoints.
 
