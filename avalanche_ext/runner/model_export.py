@@ -3,7 +3,8 @@
 The model is logged with ``mlflow.pytorch.log_model`` under the name ``model`` (so
 ``mlflow.pytorch.load_model("runs:/<id>/model")`` loads it), with an input example taken
 from the test stream and the signature inferred from it (a model that needs task labels as
-well gets a signature of its inputs and no example), the module pickled on purpose (its
+well gets a signature of its inputs, and MLflow's warning that it cannot answer the example alone is
+not shown), the module pickled on purpose (its
 class kept; MLflow's warning about the format is not shown), explicit pip requirements (nothing
 inferred, no network) and ``plugin_states.pt`` as an extra file: the ``state_dict()`` of every
 plugin that has one (masks, task embeddings, buffers), in the order of ``strategy.plugins``.
@@ -100,15 +101,17 @@ def output_of(model: torch.nn.Module, example: np.ndarray) -> Optional[np.ndarra
 
 
 @contextlib.contextmanager
-def _quiet(name: str) -> Iterator[None]:
-    """Within: the logger ``name`` shows errors only (MLflow's warning about the pickle format, chosen on purpose)."""
-    log = logging.getLogger(name)
-    level = log.level
-    log.setLevel(logging.ERROR)
+def _quiet(*names: str) -> Iterator[None]:
+    """Within: the loggers ``names`` show errors only (MLflow's warnings that say nothing new here)."""
+    logs = [logging.getLogger(name) for name in names]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        log.setLevel(level)
+        for log, level in zip(logs, levels):
+            log.setLevel(level)
 
 
 def plugin_states(strategy: Any) -> dict[str, Any]:
@@ -173,10 +176,11 @@ def log_trained_model(logger: MLflowLogger, strategy: Any, stream: Any) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         states = Path(tmp) / "plugin_states.pt"
         torch.save(plugin_states(strategy), states)
-        kwargs = dict(signature=signature, pip_requirements=pip_requirements(), serialization_format="pickle",
-                      extra_files=[str(states)])
-        if output is not None:  # an example the model cannot answer alone would fail MLflow's serving check
-            kwargs["input_example"] = example
+        kwargs = dict(signature=signature, input_example=example, pip_requirements=pip_requirements(),
+                      serialization_format="pickle", extra_files=[str(states)])
+        # MLflow checks that a served model answers its example and warns when it does not; a model that
+        # needs task labels as well cannot, and that warning says nothing new
+        quiet = ("mlflow.pytorch",) if output is not None else ("mlflow.pytorch", "mlflow.models.model")
         local = Path(tmp) / "model"
 
         def upload() -> None:
@@ -196,5 +200,5 @@ def log_trained_model(logger: MLflowLogger, strategy: Any, stream: Any) -> None:
             mlflow.pytorch.save_model(model, str(local), **kwargs)
             return {"op": "artifacts", "dir": spool.keep(local), "artifact_path": "model"}
 
-        with without_local_functions(model), _quiet("mlflow.pytorch"):
+        with without_local_functions(model), _quiet(*quiet):
             logger.writer.send(keep, upload)
