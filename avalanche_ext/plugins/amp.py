@@ -129,12 +129,13 @@ class AutocastPlugin(SupervisedPlugin):
         self._strategy = strategy
         strategy.backward = self._backward  # instance attributes: removed again in after_training
         strategy.optimizer_step = self._optimizer_step
-        strategy.training_epoch = self._training_epoch
+        strategy.training_epoch = functools.partial(self._epoch, strategy, "training_epoch")
 
-    def _training_epoch(self, **kwargs: Any) -> None:
-        """The template's epoch; the autocast region is closed however the epoch ends (a step may raise)."""
+    def _epoch(self, strategy: Any, name: str, **kwargs: Any) -> None:
+        """The template's epoch ``name`` (of training or evaluation); the autocast region is closed
+        however the epoch ends (a step may raise)."""
         try:
-            type(self._strategy).training_epoch(self._strategy, **kwargs)
+            getattr(type(strategy), name)(strategy, **kwargs)
         finally:
             self._close()
 
@@ -172,14 +173,7 @@ class AutocastPlugin(SupervisedPlugin):
     def before_eval(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         if self.in_eval:
             self._check_model(strategy)
-            strategy.eval_epoch = functools.partial(self._eval_epoch, strategy)  # removed again in after_eval
-
-    def _eval_epoch(self, strategy: Any, **kwargs: Any) -> None:
-        """The template's evaluation pass; the autocast region is closed however it ends."""
-        try:
-            type(strategy).eval_epoch(strategy, **kwargs)
-        finally:
-            self._close()
+            strategy.eval_epoch = functools.partial(self._epoch, strategy, "eval_epoch")  # removed in after_eval
 
     def before_eval_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         if self.in_eval:
