@@ -41,6 +41,23 @@ def mean_spread(values: Iterable[Optional[float]]) -> tuple[float, float]:
     return mean, 0.0 if math.isnan(std) else std
 
 
+def welch_p(a: Iterable[Optional[float]], b: Iterable[Optional[float]]) -> float:
+    """Two-sided p-value of Welch's t-test that ``a`` and ``b`` (per-seed values) share a mean.
+
+    NaN with fewer than two values on a side, or when neither side varies.
+
+    Example:
+        >>> round(welch_p([0.90, 0.92, 0.94], [0.80, 0.82, 0.84]), 4)
+        0.0036
+    """
+    from scipy.stats import ttest_ind
+
+    xs, ys = ([float(v) for v in vals if v is not None and not math.isnan(float(v))] for vals in (a, b))
+    if len(xs) < 2 or len(ys) < 2 or (np.ptp(xs) == 0 and np.ptp(ys) == 0):
+        return float("nan")
+    return float(ttest_ind(xs, ys, equal_var=False).pvalue)
+
+
 def fmt(mean: float, std: float, pct: bool = True, digits: int = 1) -> str:
     """``"47.0 ± 1.2"`` (in % when ``pct``); ``"47.0"`` without a spread; ``"-"`` without a value."""
     if mean is None or math.isnan(mean):

@@ -13,7 +13,10 @@ import numpy as np
 from ..protocols import FAMILIES
 from .notes import below_naive, load_notes
 from .plots import accuracy_heatmap, comparison_chart
-from .stats import STD_CONVENTION, fmt, mean_std
+from .stats import STD_CONVENTION, fmt, mean_std, welch_p
+
+#: The p-value below which a recipe's gap under ``naive`` is significant and needs a note.
+SIGNIFICANCE = 0.05
 
 #: ``task_inference_acc``: how often a recipe that infers the task (hnet, supsup, ensemble in class- or
 #: domain-IL) picks the right one; empty for a recipe that infers none.
@@ -134,7 +137,7 @@ class ResultTable:
                 "forgetting_mean": forg[0], "forgetting_std": forg[1], "bwt_mean": bwt[0], "bwt_std": bwt[1],
                 "task_inference_mean": infer[0], "task_inference_std": infer[1],
                 "train_s_mean": train[0], "time_vs_naive": train[0] / base if base else float("nan"),
-                "peak_rss_mb_mean": rss[0],
+                "peak_rss_mb_mean": rss[0], "accs": [r["acc"] for r in ok],
             })
         scen_order = {s: i for i, s in enumerate(_SCENARIOS)}
         return sorted(out, key=lambda a: (scen_order.get(a["scenario"], 9), FAMILIES.index(a["family"]), a["recipe"]))
@@ -216,14 +219,25 @@ class ResultTable:
         return files
 
     def notes_lines(self, scenario: str, aggs: list[dict[str, Any]]) -> list[str]:
-        """The lines under a scenario's table: each recipe below ``naive`` with its note (or that it has none)."""
+        """The lines under a scenario's table: each recipe below ``naive``, with Welch's t-test of its per-seed
+        accuracies against naive's, and its note. A recipe whose gap the seeds cannot tell from noise
+        (p >= :data:`SIGNIFICANCE`) needs no note; one that is significantly below asks for one."""
         below = [a for a in below_naive(aggs) if a["scenario"] == scenario]
-        if not below:
+        naive = next((a for a in aggs if a["recipe"] == "naive" and a["scenario"] == scenario), None)
+        if not below or naive is None:
             return []
         lines = ["Below `naive` in this scenario:", ""]
         for a in below:
             note = self.notes.get(f"{a['recipe']}/{scenario}")
-            lines.append(f"- `{a['recipe']}`: " + (note or f"no note yet (add `{a['recipe']}/{scenario}` to notes.json)"))
+            p = welch_p(a["accs"], naive["accs"])
+            test = (f"{_fmt(a['acc_mean'], a['acc_std'])} against {_fmt(naive['acc_mean'], naive['acc_std'])}; "
+                    f"Welch's t-test p = {p:.2f} over {a['n_ok']} and {naive['n_ok']} seeds" if not np.isnan(p)
+                    else f"{_fmt(a['acc_mean'], a['acc_std'])} against {_fmt(naive['acc_mean'], naive['acc_std'])}")
+            if not np.isnan(p) and p >= SIGNIFICANCE:
+                text = f"not distinguishable from `naive` over these seeds ({test})" + (f". {note}" if note else "")
+            else:
+                text = (note or f"no note yet (add `{a['recipe']}/{scenario}` to notes.json)") + f" ({test})"
+            lines.append(f"- `{a['recipe']}`: {text}")
         return lines + [""]
 
     def write_recipe_snippets(self, folder: Path, aggs: list[dict[str, Any]], command: Optional[str]) -> list[Path]:
