@@ -254,6 +254,6 @@ def write_selected(path: str | Path, benchmark: str, summaries: list[dict[str, A
         row = s["rows"][s["best"]]
         data.setdefault(s["recipe"], {})[f"{benchmark}/{s['scenario']}"] = {
             "settings": {k: row[k] for k in s["keys"]}, "record": s["record"],
-            "val_acc": round(row["val_acc_mean"], 4)}
+            "val_acc": round(row["val_acc_mean"], 4), "seeds": row["n"]}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")

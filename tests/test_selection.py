@@ -86,6 +86,7 @@ def test_records_and_selected_settings(tmp_path, monkeypatch, capsys):
     assert chosen["naive"]["split_digits/class"]["settings"] == {"lr": 3e-3}
     assert chosen["ewc"]["split_digits/task"]["settings"] == {"ewc_lambda": 1e4}
     assert chosen["naive"]["split_digits/task"]["val_acc"] == pytest.approx(0.69)
+    assert chosen["naive"]["split_digits/task"]["seeds"] == 2
     assert chosen["lwf"] == {"split_digits/task": {"settings": {"alpha": 2.0}}}  # other entries are kept
     record = (tmp_path / "val" / "split_digits" / "naive_class.md").read_text()
     assert chosen["naive"]["split_digits/class"]["record"] == str(tmp_path / "val" / "split_digits" / "naive_class.md")
@@ -149,3 +150,14 @@ def test_cli_select_and_list_settings(tmp_path, monkeypatch, capsys):
         monkeypatch.delenv("AVALANCHE_EXT_SELECTED")
         registry.apply_selected_settings()
     assert main(["select", "--benchmark", "permuted_fmnist"]) == 2
+
+
+def test_the_selection_page_states_the_seeds_each_benchmark_was_searched_with():
+    from avalanche_ext.report.selection import selection_page
+
+    entry = {"settings": {"lr": 0.001}, "val_acc": 0.9}
+    selected = {"naive": {"split_digits/class": {**entry, "seeds": 2}, "split_mnist5k/class": {**entry, "seeds": 1}},
+                "ewc": {"split_digits/class": {**entry, "seeds": 2}, "split_mnist5k/class": entry}}
+    page = selection_page(selected, ["split_digits", "split_mnist5k"], "docs/results/selection.md")
+    assert "2 recipe/scenario pairs, each configuration run with 2 seeds." in page
+    assert "each configuration run with 1 seed (and the seeds older records give)." in page
