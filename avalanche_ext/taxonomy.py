@@ -151,11 +151,12 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
     client.log_param(parent_id, "command", " ".join(sys.argv[1:])[:5000] or "python api")
 
     table = ResultTable(cfg.benchmark, skipped=skipped)
-    table.hparams = {f"{job.recipe}/{job.scenario}": validate(job).hp.to_dict() for job in jobs}  # as run
+    planned = [(job, validate(job)) for job in jobs]
+    table.hparams = {f"{job.recipe}/{job.scenario}": p.hp.to_dict() for job, p in planned}  # as run
     out = Path(cfg.out or Path("reports") / cfg.benchmark)
-    for job in jobs:
+    for job, p in planned:
         job.checkpoint_dir = str((out / "checkpoints").resolve())
-        job.resume = cfg.resume and has_own_checkpoint(job)
+        job.resume = cfg.resume and has_own_checkpoint(job, p)
     if cfg.resume:
         jobs = _reuse_finished(cfg, out, jobs, table)
     t0 = time.time()

@@ -111,14 +111,14 @@ def checkpoint_stem(cfg: RunConfig, plan: RunPlan) -> str:
     return name + ("-online" if cfg.online else "") + ("-validation" if cfg.validation else "")
 
 
-def has_own_checkpoint(cfg: RunConfig) -> bool:
+def has_own_checkpoint(cfg: RunConfig, plan: Optional[RunPlan] = None) -> bool:
     """Whether ``cfg.checkpoint_dir`` holds a checkpoint of exactly this run (its settings included).
 
     A command that fans out (``taxonomy --resume``) resumes the runs that have one and starts the
     others afresh: a checkpoint left with other settings then ends its old run as abandoned instead
-    of refusing the run.
+    of refusing the run. ``plan``: the run's :func:`validate` result, when the caller has it already.
     """
-    ckpt = checkpointer(cfg, validate(cfg))
+    ckpt = checkpointer(cfg, plan or validate(cfg))
     return ckpt is not None and ckpt.exists()
 
 
