@@ -12,6 +12,7 @@ from .benchmarks import get_spec
 from .executors import EXECUTORS, FanOutSettings, default_workers, dispatch
 from .logging import Tracking
 from .registry import all_recipes, get_recipe
+from .report.partial import PartialRuns
 from .report.tables import ResultTable
 from .runner import RunConfig, validate
 from .runner.plan import check_device_settings, has_own_checkpoint
@@ -79,11 +80,13 @@ def settings_key(cfg: TaxonomyConfig) -> dict[str, Any]:
             "online_size": cfg.online_size if cfg.online else None}
 
 
-def _reuse_finished(cfg: TaxonomyConfig, out: Path, jobs: list[RunConfig], table: ResultTable) -> list[RunConfig]:
+def _reuse_finished(cfg: TaxonomyConfig, out: Path, jobs: list[RunConfig], table: ResultTable,
+                    partial: PartialRuns) -> list[RunConfig]:
     """Put the runs an earlier report finished into ``table``; return the jobs still to run.
 
     A finished run is reused when the earlier report recorded the same hyper-parameters for its recipe
-    and scenario (a report that recorded none is run again: its settings may predate a selection); the
+    and scenario (a report that recorded none is run again: its settings may predate a selection), and
+    so is a run that an unfinished report (killed, or still short of its end) made as this one would; the
     earlier rows of recipes and scenarios this call does not plan stay in the report, so that
     ``--recipes`` adds to it."""
     import json
@@ -98,6 +101,7 @@ def _reuse_finished(cfg: TaxonomyConfig, out: Path, jobs: list[RunConfig], table
                              f"use another --out or drop --resume")
         earlier_hparams = data.get("hparams") or {}
     finished = ResultTable.read_finished(out / "results.csv")
+    unfinished_report = partial.finished(table.hparams)
     todo, changed = [], set()
     for job in jobs:
         pair = f"{job.recipe}/{job.scenario}"
@@ -105,6 +109,7 @@ def _reuse_finished(cfg: TaxonomyConfig, out: Path, jobs: list[RunConfig], table
         if result is not None and earlier_hparams.get(pair) != json.loads(json.dumps(table.hparams[pair])):
             changed.add(pair)
             result = None
+        result = unfinished_report.get((job.recipe, job.scenario, job.seed), result)
         if result is None:
             todo.append(job)
         else:
@@ -157,8 +162,11 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
     for job, p in planned:
         job.checkpoint_dir = str((out / "checkpoints").resolve())
         job.resume = cfg.resume and has_own_checkpoint(job, p)
+    partial = PartialRuns(out, settings_key(cfg))
     if cfg.resume:
-        jobs = _reuse_finished(cfg, out, jobs, table)
+        jobs = _reuse_finished(cfg, out, jobs, table, partial)
+    else:
+        partial.clear()
     t0 = time.time()
     workers = cfg.workers or default_workers()
     where = {"serial": "", "process": f" x{workers}",
@@ -170,6 +178,8 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
 
     def on_result(job: RunConfig, result: dict[str, Any]) -> None:
         table.add(job, {"family": family[job.recipe], **result})
+        if result["status"] == "ok":  # on disk at once: a kill of the report loses no finished run
+            partial.append(table.rows[-1], table.hparams[f"{job.recipe}/{job.scenario}"])
         n = len(table.rows) - reused
         if result["status"] == "ok":
             text = f"acc {result['acc']:.3f} forgetting {result['forgetting']:.3f} ({result['train_s']:.1f}s)"
@@ -188,6 +198,7 @@ def run_taxonomy(cfg: TaxonomyConfig) -> ResultTable:
         raise
     table.settings = settings_key(cfg)
     files = table.write(out, command=" ".join(["avalanche-ext", *sys.argv[1:]]) if sys.argv[1:] else None)
+    partial.clear()  # results.csv holds every run now
     for path in files:
         client.log_artifact(parent_id, str(path), "report" if path.parent == out else f"report/{path.parent.name}")
     client.set_tag(parent_id, "n_failed", str(table.n_failed))

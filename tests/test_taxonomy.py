@@ -149,3 +149,44 @@ def test_resume_starts_again_a_run_whose_checkpoint_has_other_settings_and_ends_
     client = MlflowClient(tracking_uri)
     ended = client.get_run(old["mlflow_run_id"])
     assert ended.info.status == "KILLED" and "other settings" in ended.data.tags["killed_reason"]
+
+
+def test_a_killed_report_keeps_its_finished_runs_and_resume_runs_only_the_rest(tmp_path, tracking_uri, monkeypatch):
+    import pytest
+
+    from avalanche_ext import taxonomy
+    from avalanche_ext.report.partial import PARTIAL_FILE
+
+    calls = []
+
+    def dispatch(stop_after):
+        def fake(jobs, on_result, *args, **kwargs):
+            for job in jobs:
+                if stop_after is not None and len(calls) >= stop_after:
+                    raise KeyboardInterrupt  # as a killed command would
+                calls.append((job.recipe, job.scenario, job.seed))
+                acc = 0.5 + 0.1 * len(calls)
+                on_result(job, {"status": "ok", "acc": acc, "forgetting": 0.1, "bwt": -0.1, "train_s": 1.0,
+                                "peak_rss_mb": 10.0, "mlflow_run_id": f"run-{len(calls)}", "acc_matrix": [[acc]],
+                                "task_inference_acc": None})
+        return fake
+
+    cfg = dict(scenarios=["task"], seeds=2, executor="serial")
+    monkeypatch.setattr(taxonomy, "dispatch", dispatch(stop_after=3))
+    with pytest.raises(KeyboardInterrupt):
+        run_taxonomy(_cfg(tmp_path, tracking_uri, **cfg))
+    partial = tmp_path / "report" / PARTIAL_FILE
+    assert len(list(csv.DictReader(open(partial)))) == 3 and not (tmp_path / "report" / "results.csv").exists()
+    killed = list(calls)
+    monkeypatch.setattr(taxonomy, "dispatch", dispatch(stop_after=None))
+    table = run_taxonomy(_cfg(tmp_path, tracking_uri, resume=True, **cfg))
+    assert calls[3:] == [("multihead", "task", 1)]  # only the run the kill cut off
+    rows = {(r["recipe"], r["scenario"], int(r["seed"])): r["mlflow_run_id"]
+            for r in csv.DictReader(open(tmp_path / "report" / "results.csv"))}
+    assert rows == {k: f"run-{i}" for i, k in enumerate(killed + calls[3:], 1)} and len(table.rows) == 4
+    assert not partial.exists()  # results.csv holds every run now
+    # Without --resume a report starts afresh: the runs of an unfinished one are not reused.
+    monkeypatch.setattr(taxonomy, "dispatch", dispatch(stop_after=5))
+    with pytest.raises(KeyboardInterrupt):
+        run_taxonomy(_cfg(tmp_path, tracking_uri, **cfg))
+    assert [r["mlflow_run_id"] for r in csv.DictReader(open(partial))] == ["run-5"]

@@ -62,6 +62,16 @@ class ResultTable:
             self.matrices.setdefault((job.recipe, job.scenario), []).append(result["acc_matrix"])
 
     @staticmethod
+    def result_of(row: dict[str, str]) -> Optional[dict[str, Any]]:
+        """The result of a finished run from its ``results.csv`` row; None for a run that did not finish."""
+        if row.get("status") != "ok" or not row.get("acc_matrix"):
+            return None
+        result: dict[str, Any] = {k: float(row[k]) for k in _NUMERIC}
+        result.update(status="ok", family=row["family"], mlflow_run_id=row["mlflow_run_id"],
+                      acc_matrix=json.loads(row["acc_matrix"]), task_inference_acc=_optional(row.get("task_inference_acc")))
+        return result
+
+    @staticmethod
     def read_finished(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
         """Finished runs of an earlier report's ``results.csv``, keyed by (recipe, scenario, seed)."""
         done = {}
@@ -69,13 +79,9 @@ class ResultTable:
             return done
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
-                if row.get("status") != "ok" or not row.get("acc_matrix"):
-                    continue
-                result = {k: float(row[k]) for k in _NUMERIC}
-                result.update(status="ok", family=row["family"], mlflow_run_id=row["mlflow_run_id"],
-                              acc_matrix=json.loads(row["acc_matrix"]),
-                              task_inference_acc=_optional(row.get("task_inference_acc")))
-                done[(row["recipe"], row["scenario"], int(row["seed"]))] = result
+                result = ResultTable.result_of(row)
+                if result is not None:
+                    done[(row["recipe"], row["scenario"], int(row["seed"]))] = result
         return done
 
     @classmethod
