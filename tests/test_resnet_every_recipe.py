@@ -20,7 +20,6 @@ REFUSE = {"hat", "pnn"}
 FAST = {
     "progress_compress": {"compress_epochs": 1, "fisher_samples": 4},
     "generative_replay": {"gen_iterations": 2},
-    "ar1": {"latent_layer": "features.layer3"},  # its default cut names a layer of the MLP
     "gnr": {"vae_epochs": 1},
     "generative_latent_replay": {"vae_epochs": 1},
 }
