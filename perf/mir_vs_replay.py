@@ -24,10 +24,11 @@ mir's chosen sizes. E.g.::
     python perf/mir_vs_replay.py --validation --seeds 0 1 2 --mem 1000 --mem-batch 32 --subsample 160 --only replay mir
 
 Test, each configuration with its best validation setting (perf/results/mir_vs_replay_offline_test.txt is
-the last command's output; the streaming test record has not been made yet)::
+the last command's output, perf/results/mir_vs_replay_online_test.txt the first two's; the recipes' own
+settings, as on validation, so with ``AVALANCHE_EXT_NO_SELECTED=1``)::
 
-    python perf/mir_vs_replay.py --online --seeds 0 1 2 --only replay mir mir_as_is
-    python perf/mir_vs_replay.py --online --seeds 0 1 2 --only er --set optimizer=sgd --set lr=0.1
+    AVALANCHE_EXT_NO_SELECTED=1 python perf/mir_vs_replay.py --online --seeds 0 1 2 --only replay mir mir_as_is
+    AVALANCHE_EXT_NO_SELECTED=1 python perf/mir_vs_replay.py --online --seeds 0 1 2 --only er --set optimizer=sgd --set lr=0.1
     python perf/mir_vs_replay.py --seeds 0 1 2 --mem 1000 --mem-batch 32 --subsample 160
 """
 
