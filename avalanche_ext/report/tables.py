@@ -229,16 +229,16 @@ class ResultTable:
         accuracies against naive's, and its note. A recipe whose gap the seeds cannot tell from noise
         (p >= :data:`SIGNIFICANCE`) needs no note; one that is significantly below asks for one."""
         below = [a for a in below_naive(aggs) if a["scenario"] == scenario]
-        naive = next((a for a in aggs if a["recipe"] == "naive" and a["scenario"] == scenario), None)
-        if not below or naive is None:
+        if not below:
             return []
+        naive = next(a for a in aggs if a["recipe"] == "naive" and a["scenario"] == scenario)
         lines = ["Below `naive` in this scenario:", ""]
         for a in below:
             note = self.notes.get(f"{a['recipe']}/{scenario}")
             p = welch_p(a["accs"], naive["accs"])
-            test = (f"{_fmt(a['acc_mean'], a['acc_std'])} against {_fmt(naive['acc_mean'], naive['acc_std'])}; "
-                    f"Welch's t-test p = {p:.2f} over {a['n_ok']} and {naive['n_ok']} seeds" if not np.isnan(p)
-                    else f"{_fmt(a['acc_mean'], a['acc_std'])} against {_fmt(naive['acc_mean'], naive['acc_std'])}")
+            test = f"{_fmt(a['acc_mean'], a['acc_std'])} against {_fmt(naive['acc_mean'], naive['acc_std'])}"
+            if not np.isnan(p):
+                test += f"; Welch's t-test p = {p:.2f} over {a['n_ok']} and {naive['n_ok']} seeds"
             if not np.isnan(p) and p >= SIGNIFICANCE:
                 text = f"not distinguishable from `naive` over these seeds ({test})" + (f". {note}" if note else "")
             else:
