@@ -23,6 +23,7 @@ from .executors import FanOutSettings, dispatch
 from .logging import Tracking
 from .recipe import GRID_SIZE, Recipe
 from .registry import all_recipes, get_recipe
+from .report.csvlog import append_row
 from .report.stats import STD_CONVENTION, mean_std
 from .runner import RunConfig, validate
 from .sweep import grid_table
@@ -143,13 +144,7 @@ class RunLog:
     def append(self, row: dict[str, Any]) -> None:
         row = {k: "" if row.get(k) is None else str(row[k]) for k in RUN_COLUMNS}
         self.rows.append(row)
-        new = not self.path.is_file()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=RUN_COLUMNS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_row(self.path, RUN_COLUMNS, row)
 
 
 def run_select(cfg: SelectConfig) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .csvlog import append_row
 from .tables import COLUMNS, ResultTable
 
 #: The file of finished runs in a report folder while the report is being made.
@@ -36,15 +37,9 @@ class PartialRuns:
 
     def append(self, row: dict[str, Any], hparams: dict[str, Any]) -> None:
         """Append one finished run's ``results.csv`` row, with the hyper-parameters it ran with."""
-        new = not self.path.is_file()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS + _EXTRA)
-            if new:
-                writer.writeheader()
-            writer.writerow({**{k: "" if row.get(k) is None else row[k] for k in COLUMNS},
-                             "settings": self.settings, "hparams": _key(hparams)})
-            f.flush()
+        append_row(self.path, COLUMNS + _EXTRA,
+                   {**{k: "" if row.get(k) is None else row[k] for k in COLUMNS},
+                    "settings": self.settings, "hparams": _key(hparams)})
 
     def finished(self, hparams: dict[str, dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
         """The runs made with this report's settings and with ``hparams[recipe/scenario]``, by (recipe,
