@@ -34,8 +34,10 @@ Usage::
     python perf/exstream_memory_curve.py --rehearsal mixed --seeds 0 1 2 --threads 1
     python perf/exstream_memory_curve.py --benchmarks split_mnist5k --per-class 2 20 --seeds 0  # quick
 
-Writes ``perf/results/exstream_memory_curve[_features][_mixed].json`` and
-``docs/methods/exstream_memory_curve[_features][_mixed].png`` (and prints a table).
+Writes ``perf/results/exstream_memory_curve[_features][_mixed].json``, its table
+``perf/results/exstream_memory_curve[_features][_mixed].md`` (which the ExStream page includes) and
+``docs/methods/exstream_memory_curve[_features][_mixed].png``. Runs already in the JSON are not
+repeated, so the same command on a finished file only writes the table and the plot again.
 """
 
 from __future__ import annotations
@@ -177,6 +179,37 @@ def streaming_run(name: str, kind: str, per_class: int, seed: int, args) -> dict
             "stored": len(buffer.buffer)}
 
 
+LABELS = {"exstream": "exstream (paper: L2)", "exstream_ward": "exstream, Ward", "reservoir": "reservoir",
+          "class_balanced": "class-balanced"}
+
+
+def table(results: list[dict]) -> str:
+    """The Markdown table of ``results``: final accuracy (%) per benchmark, buffer and memory size, mean ± sample
+    std over seeds; in each benchmark's column the best mean (at the shown precision) is bold."""
+    ks = sorted({r["per_class"] for r in results})
+    seeds = sorted({r["seed"] for r in results})
+    lines = [f"Final accuracy (%) over all classes, mean ± sample std over seeds {', '.join(map(str, seeds))}.", "",
+             "| benchmark | buffer | " + " | ".join(f"k={k}" for k in ks) + " |",
+             "|---|---|" + "---|" * len(ks)]
+    for name in sorted({r["benchmark"] for r in results}, key=lambda b: (b != "split_mnist5k", b)):
+        label = "split_fmnist (subsample)" if name == "split_fmnist" else name
+        cells = {(kind, k): mean_std(r["acc"] for r in results
+                                     if (r["benchmark"], r["buffer"], r["per_class"]) == (name, kind, k))
+                 for kind in BUFFERS for k in ks}
+        best = {k: max((round(100 * m, 1) for (_, kk), (m, _) in cells.items() if kk == k and not np.isnan(m)),
+                       default=None) for k in ks}
+        for kind in BUFFERS:
+            if not any((r["benchmark"], r["buffer"]) == (name, kind) for r in results):
+                continue
+            row = []
+            for k in ks:
+                text = fmt(*cells[(kind, k)])
+                bold = not np.isnan(cells[(kind, k)][0]) and round(100 * cells[(kind, k)][0], 1) == best[k]
+                row.append(f"**{text}**" if bold else text)
+            lines.append(f"| {label} | {LABELS[kind]} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(results: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -273,8 +306,10 @@ def main(argv=None) -> None:
                 accs = [r["acc"] for r in results if (r["benchmark"], r["buffer"], r["per_class"]) == (name, kind, k)]
                 cells.append(f"{fmt(*mean_std(accs))} (n={len(accs)})" if accs else "-")
             print(f"  {kind:15s} " + "  ".join(cells))
+    md_path = json_path.with_suffix(".md")
+    md_path.write_text(table(results))
     plot(results, png_path)
-    print(f"wrote {json_path} and {png_path}")
+    print(f"wrote {json_path}, {md_path} and {png_path}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ spent inside the buffer update is divided by the whole training time.
 Usage::
 
     python perf/exstream_throughput.py --threads 1
+    python perf/exstream_throughput.py --render-only   # the table again from the saved JSON
+
+Writes ``perf/results/exstream_throughput.json`` and its tables ``perf/results/exstream_throughput.md``,
+which the ExStream page includes.
 """
 
 from __future__ import annotations
@@ -158,6 +162,30 @@ def training_share(args) -> list[dict]:
     return rows
 
 
+LABELS = {"split_digits": "64-d (split_digits)", "split_mnist5k": "784-d (split_mnist5k)"}
+
+
+def render(result: dict) -> str:
+    """The Markdown of a saved result: the throughput table, then each buffer's share of training time."""
+    lines = ["Samples/s through each buffer's `post_adapt`, median of "
+             f"{result['settings']['repeats']} interleaved repeats, one process.", "",
+             "| input | k | ExStream | ExStream, Ward | reservoir | class-balanced | ExStream / reservoir "
+             "| ExStream / class-balanced | Ward / L2 | ExStream insert alone |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in result["throughput"]:
+        lines.append(f"| {LABELS.get(row['benchmark'], row['benchmark'])} | {row['per_class']} | "
+                     + " | ".join(f"{row[f'{kind}_samples_per_s']:,.0f}" for kind in KINDS)
+                     + f" | {row['exstream_vs_reservoir']:.2f}× | {row['exstream_vs_class_balanced']:.2f}×"
+                     f" | {row['exstream_ward_vs_exstream']:.2f}× | {row['exstream_insert_on_tensors_samples_per_s']:,.0f} |")
+    lines += ["", "Share of training time spent in the buffer update (streaming `split_mnist5k`, "
+              "Naive + ReplayPlugin, MLP 400-400):", "",
+              "| buffer | k | training (s) | buffer update (s) | share |", "|---|---|---|---|---|"]
+    for row in result["training_share"]:
+        lines.append(f"| {row['buffer']} | {row['per_class']} | {row['train_s']:.1f} | {row['buffer_update_s']:.2f} "
+                     f"| {100 * row['share']:.1f}% |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--per-class", nargs="+", type=int, default=[5, 20])
@@ -166,15 +194,22 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "perf" / "results" / "exstream_throughput.json"))
+    p.add_argument("--render-only", action="store_true", help="write the tables again from the saved JSON, measure nothing")
     args = p.parse_args(argv)
+    out = Path(args.out)
+    if args.render_only:
+        out.with_suffix(".md").write_text(render(json.loads(out.read_text())))
+        print(f"wrote {out.with_suffix('.md')}")
+        return
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message="No loggers specified")
-    result = {"settings": vars(args), "throughput": throughput(args), "training_share": training_share(args)}
-    out = Path(args.out)
+    settings = {k: v for k, v in vars(args).items() if k != "render_only"}
+    result = {"settings": settings, "throughput": throughput(args), "training_share": training_share(args)}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}")
+    out.with_suffix(".md").write_text(render(result))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
