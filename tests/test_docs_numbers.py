@@ -27,11 +27,8 @@ NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d+)?\s?%|\d+\.\d+\s?(?:±|\+-|\+/-)
 
 #: Typed numbers per page when the check came in; lower a cap when a page moves to included records.
 TYPED_BEFORE = {
-    "methods/ar1.md": 1,
-    "methods/gnr.md": 1,
     "methods/hnet.md": 11,
     "methods/piggyback.md": 5,
-    "methods/progress_compress.md": 1,
     "methods/supsup.md": 23,
 }
 

@@ -14,6 +14,7 @@ from .generative_latent_replay import GenerativeLatentReplayPlugin
 from .guards import FiniteLossGuard, NonFiniteLossError
 from .hat import HATPlugin
 from .hypernet import HypernetworkPlugin
+from .icarl_means import ExemplarMeansPlugin
 from .latent_replay import LatentReplayBase, LatentReplayPlugin
 from .piggyback import PiggybackPlugin
 from .supsup import SupSupPlugin
@@ -21,7 +22,7 @@ from .synaptic_intelligence import SafeSynapticIntelligencePlugin
 
 __all__ = [
     "AutocastPlugin", "IncompatibleTemplateError",
-    "BufferRehearsalPlugin", "CWRStarHead", "EnsemblePlugin", "ExStreamPlugin", "FiniteLossGuard",
+    "BufferRehearsalPlugin", "CWRStarHead", "EnsemblePlugin", "ExemplarMeansPlugin", "ExStreamPlugin", "FiniteLossGuard",
     "GenerativeLatentReplayPlugin", "HATPlugin", "HypernetworkPlugin", "IncompatibleModelError", "LatentLayerError",
     "LatentReplayBase", "LatentReplayPlugin", "MethodPlugin", "NonFiniteLossError", "PiggybackPlugin",
     "SafeSynapticIntelligencePlugin", "SupSupPlugin", "check_distinct_task_labels", "check_model",
