@@ -48,11 +48,13 @@ class SelectConfig(FanOutSettings):
     command: Optional[str] = None
 
 
-def _settings(cfg: SelectConfig, overrides: dict[str, Any]) -> str:
-    """What else must match for a finished run to be reused (with the recipe, scenario, seed and point)."""
-    return json.dumps({"n_experiences": cfg.n_experiences, "epochs": cfg.epochs, "overrides": overrides,
+def _settings(cfg: SelectConfig, fixed: dict[str, Any]) -> str:
+    """What else must match for a finished run to be reused (with the recipe, scenario, seed and point):
+    the command's settings and every hyper-parameter the search does not vary (``fixed``), the recipe's
+    defaults included, so that a changed default runs again."""
+    return json.dumps({"n_experiences": cfg.n_experiences, "epochs": cfg.epochs, "fixed": fixed,
                        "online": cfg.online, "online_size": cfg.online_size if cfg.online else None},
-                      sort_keys=True)
+                      sort_keys=True, default=str)
 
 
 def _point_key(point: dict[str, Any]) -> str:
@@ -155,12 +157,14 @@ def run_select(cfg: SelectConfig) -> list[dict[str, Any]]:
     if not cfg.resume:
         log.drop({(r.name, s) for r, s in pairs})
     grid_keys = {r.name: list(r.grid) for r, _ in pairs}
+    by_name = {r.name: r for r, _ in pairs}
 
     def point_of(job: RunConfig) -> dict[str, Any]:
         return {k: job.overrides[k] for k in grid_keys[job.recipe]}
 
     def settings_of(job: RunConfig) -> str:
-        return _settings(cfg, {k: v for k, v in job.overrides.items() if k not in grid_keys[job.recipe]})
+        hp = {**by_name[job.recipe].unselected(cfg.benchmark, job.scenario), **job.overrides}
+        return _settings(cfg, {k: v for k, v in hp.items() if k not in grid_keys[job.recipe]})
 
     todo = [j for j in jobs if log.finished(j, point_of(j), settings_of(j)) is None]
     print(f"selection on {cfg.benchmark} (validation split): {len(pairs)} recipe/scenario pair(s), {len(jobs)} runs"

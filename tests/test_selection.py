@@ -118,6 +118,15 @@ def test_an_interrupted_selection_resumes_with_the_runs_it_finished(tmp_path, mo
     monkeypatch.setattr(selection, "dispatch", fourth)
     run_select(_cfg(tmp_path, recipes=["naive"], scenarios=["class"]))
     assert len(fourth.calls) == GRID_SIZE * 2  # without resume, the pair runs again
+    # a recipe default that changed since: its runs do not count either
+    from avalanche_ext.recipe import Recipe
+
+    unselected = Recipe.unselected
+    monkeypatch.setattr(Recipe, "unselected", lambda self, *a, **k: {**unselected(self, *a, **k), "hidden": 7})
+    fifth = FakeExecutor()
+    monkeypatch.setattr(selection, "dispatch", fifth)
+    run_select(_cfg(tmp_path, resume=True, recipes=["naive"], scenarios=["class"]))
+    assert len(fifth.calls) == GRID_SIZE * 2
 
 
 def test_a_configuration_with_a_failed_run_is_never_chosen(tmp_path, monkeypatch):
