@@ -28,7 +28,6 @@ NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d+)?\s?%|\d+\.\d+\s?(?:±|\+-|\+/-)
 #: Typed numbers per page when the check came in; lower a cap when a page moves to included records.
 TYPED_BEFORE = {
     "methods/hnet.md": 11,
-    "methods/piggyback.md": 5,
     "methods/supsup.md": 23,
 }
 
