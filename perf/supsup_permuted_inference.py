@@ -24,8 +24,8 @@ Usage (validation split first; ``--test`` for the final numbers)::
     python perf/supsup_permuted_inference.py --benchmarks permuted_digits --seeds 0 1 2 --test \
         --set lr=0.001 extra_outputs=490
 
-perf/results/supsup_permuted_inference_val.jsonl holds validation runs on ``permuted_digits``
-of the first form, one per seed and setting (each row names its seed and ``overrides``);
+perf/results/supsup_permuted_inference_val.jsonl holds validation runs of the first form, one per
+benchmark, seed and setting (each row names its benchmark, seed and ``overrides``);
 perf/results/supsup_permuted_inference_test.txt is the second command's output.
 
 ``--set key=value`` overrides recipe hyper-parameters (e.g. ``extra_outputs=490``);
