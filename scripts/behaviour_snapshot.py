@@ -30,11 +30,16 @@ CASES = [
 ]
 
 
+#: Defaults changed on purpose after the record was made: the case sets the recorded behaviour back, so that it
+#: still shows the rest of the recipe unchanged (iCaRL's class means now leave out mirrored exemplars).
+PINNED = {("icarl", "class"): ["--set", "mirror_means=true"]}
+
+
 def command(recipe: str, scenario: str, tracking_uri: str) -> list[str]:
     exe = Path(sys.executable).with_name("avalanche-ext")
     return [str(exe), "run", recipe, "--benchmark", "split_digits", "--scenario", scenario, "--seed", "0",
             "--epochs", "1", "--threads", "1", "--json", "-q", "--no-checkpoint", "--no-log-model",
-            "--tracking-uri", tracking_uri]
+            "--tracking-uri", tracking_uri, *PINNED.get((recipe, scenario), [])]
 
 
 def run_case(recipe: str, scenario: str, tracking_uri: str) -> list[list[float]]:
