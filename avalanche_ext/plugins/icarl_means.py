@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import torch
 from avalanche.core import SupervisedPlugin
+from avalanche.training.supervised.icarl import _ICaRLPlugin
 
 from ..functional.ncm import exemplar_mean
 
 
-def _icarl_plugin(strategy):
-    """The plugin that Avalanche's ``ICaRL`` adds to itself: it holds the exemplars (``x_memory``, ``y_memory``)."""
+def icarl_memory_plugin(strategy) -> _ICaRLPlugin:
+    """The plugin that Avalanche's ``ICaRL`` adds to itself: it holds the exemplars (``x_memory``, ``y_memory``)
+    and the class means.
+
+    Raises:
+        TypeError: ``strategy`` is not Avalanche's ICaRL.
+    """
     for plugin in strategy.plugins:
-        if type(plugin).__name__ == "_ICaRLPlugin":
+        if isinstance(plugin, _ICaRLPlugin):
             return plugin
     raise TypeError(f"ExemplarMeansPlugin needs Avalanche's ICaRL strategy (avalanche.training.ICaRL), "
                     f"got {type(strategy).__name__}")
@@ -35,10 +41,10 @@ class ExemplarMeansPlugin(SupervisedPlugin):
     """
 
     def before_training(self, strategy, **kwargs):
-        _icarl_plugin(strategy)  # refuse a strategy that is not ICaRL before any training
+        icarl_memory_plugin(strategy)  # refuse a strategy that is not ICaRL before any training
 
     def before_eval(self, strategy, **kwargs):
-        icarl = _icarl_plugin(strategy)
+        icarl = icarl_memory_plugin(strategy)
         if not icarl.x_memory:
             return
         model = strategy.model
