@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 BENCHMARK ?= split_digits
 SEEDS ?= 1
 
-.PHONY: demo test setup docs serve-docs clean select reports results-pages
+.PHONY: demo test test-slow setup docs serve-docs clean select reports results-pages
 
 setup:
 	@bash scripts/setup.sh
@@ -12,8 +12,13 @@ setup:
 demo: setup
 	$(BIN)/avalanche-ext taxonomy --benchmark $(BENCHMARK) --seeds $(SEEDS)
 
+# `make test` leaves out the tests marked slow (real processes: Ray, signals, a tracking server, a browser);
+# `make test-slow` runs them. CI (.ci/run) runs both.
 test: setup
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto -m "not slow"
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -n auto -m slow
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

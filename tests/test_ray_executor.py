@@ -9,6 +9,8 @@ from avalanche_ext.logging import resolve_tracking_uri
 from avalanche_ext.runner import RunConfig
 from avalanche_ext.taxonomy import TaxonomyConfig, run_taxonomy
 
+pytestmark = pytest.mark.slow  # starts a Ray instance and real runs: `make test-slow`, which CI runs
+
 
 @pytest.fixture(scope="module")
 def local_ray():

@@ -12,7 +12,8 @@ import pytest
 from site_browser import CHROMIUM, Chromium, build_site, serve, site_pages
 from site_text import raw_tex
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"),
+              pytest.mark.slow]  # builds the site and walks it in a browser: `make test-slow`, which CI runs
 
 # one page of each kind, which the walk over the built site must have found
 KINDS = ["", "getting-started/", "results/", "methods/ewc/", "methods/latent_replay/", "methods/gnr/",
