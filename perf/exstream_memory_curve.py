@@ -296,18 +296,10 @@ def main(argv=None) -> None:
                     print(f"{name:14s} {kind:15s} k={k:3d} seed={seed} acc={100 * r['acc']:.1f} "
                           f"({r['train_s']:.0f}s, {r['mini_experiences']} mini-exps)", flush=True)
                     json_path.write_text(json.dumps({"settings": settings, "runs": results}, indent=1))
-    print("\nmean final accuracy (%) +- std over seeds")
-    for name in sorted({r["benchmark"] for r in results}):
-        ks = sorted({r["per_class"] for r in results if r["benchmark"] == name})
-        print(f"{name}: " + "  ".join(f"k={k}" for k in ks))
-        for kind in BUFFERS:
-            cells = []
-            for k in ks:
-                accs = [r["acc"] for r in results if (r["benchmark"], r["buffer"], r["per_class"]) == (name, kind, k)]
-                cells.append(f"{fmt(*mean_std(accs))} (n={len(accs)})" if accs else "-")
-            print(f"  {kind:15s} " + "  ".join(cells))
+    text = table(results)
+    print("\n" + text)
     md_path = json_path.with_suffix(".md")
-    md_path.write_text(table(results))
+    md_path.write_text(text)
     plot(results, png_path)
     print(f"wrote {json_path}, {md_path} and {png_path}")
 
