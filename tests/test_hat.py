@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -16,6 +17,8 @@ from avalanche_ext.models.hat import HATNet, build_hat_network
 from avalanche_ext.models import build_network
 from avalanche_ext.plugins import IncompatibleModelError
 from avalanche_ext.plugins.hat import HATPlugin, check_optimizer
+
+from hat_checks import check_saturated_task_survives, snapshot
 
 
 
@@ -40,10 +43,6 @@ def make(stream, *, optimizer=None, plugin=None, epochs=2, seed=0, hidden=64, mo
 def task_inputs(stream, i):
     x = torch.stack([stream.test_stream[i].dataset[j][0] for j in range(len(stream.test_stream[i].dataset))])
     return x
-
-
-def snapshot(net):
-    return {n: p.detach().clone() for n, p in net.named_parameters()}
 
 
 # ---- the maths ------------------------------------------------------------------------------
@@ -98,44 +97,33 @@ def test_embedding_compensation_is_identity_at_s_max_scale_for_zero_embedding():
     assert torch.isfinite(big).all()
 
 
+def test_gates_below_the_cutoff_are_exactly_zero_and_change_no_output():
+    torch.manual_seed(0)
+    net = build_hat_network((1, 8, 8), 2, hidden=16)
+    net.add_task(0)
+    with torch.no_grad():
+        net.task_embeddings(0)[0].copy_(torch.linspace(-0.3, 0.3, 16))  # s_max * e from -120 to 120
+    x = torch.randn(5, 1, 8, 8)
+    net.eval()
+    with torch.no_grad():
+        cut = net(x, 0)
+        gates = net.gates(0)
+        net.gate_cutoff = math.inf
+        exact = net(x, 0)
+        reference = net.gates(0)
+    se = net.s_max * net.task_embeddings(0)[0]
+    assert torch.equal(gates[0][se < -50], torch.zeros(int((se < -50).sum())))
+    assert (reference[0][se < -50] > 0).any()  # the plain sigmoid leaves them tiny, not zero
+    assert torch.equal(gates[0][se >= -50], reference[0][se >= -50])
+    assert torch.allclose(cut, exact, rtol=0, atol=1e-6)
+
+
 # ---- the defining property ------------------------------------------------------------------
 def test_saturated_attention_freezes_old_weights_and_old_predictions(stream):
     net, plugin, strategy = make(stream)
     strategy.train(stream.train_stream[0])
     assert plugin.trained_tasks == [0]
-    # saturate task 0's attention: at s_max = 400, sigmoid(400 * +-6) is exactly 1 or 0
-    with torch.no_grad():
-        for e in net.task_embeddings(0):
-            e.copy_(torch.where(e >= 0, 6.0, -6.0))
-    gates0 = net.gates(0)
-    assert all(((g == 0) | (g == 1)).all() for g in gates0)
-    assert 0 < sum(int(g.sum()) for g in gates0) < sum(net.units)  # some units held, some free
-    plugin.consolidate(net, 0)
-
-    x0 = task_inputs(stream, 0)
-    net.eval()
-    with torch.no_grad():
-        before_out = net(x0, 0).clone()
-    before = snapshot(net)
-    masks = net.parameter_masks(plugin.cumulative)
-
-    strategy.train(stream.train_stream[1])
-    net.eval()
-    with torch.no_grad():
-        after_out = net(x0, 0)
-    after = snapshot(net)
-
-    moved_free = 0
-    for name, mask in masks.items():
-        held = mask == 1
-        assert held.any()
-        assert torch.equal(after[name][held], before[name][held]), f"{name}: a protected weight moved"
-        moved_free += int((after[name][~held] != before[name][~held]).sum())
-    assert moved_free > 0  # the new task did learn, in the free weights
-    for name in before:
-        if name.startswith(("heads.0.", "embeddings.0.")):
-            assert torch.equal(after[name], before[name]), name
-    assert torch.equal(after_out, before_out)
+    check_saturated_task_survives(net, plugin, strategy, task_inputs(stream, 0), stream.train_stream[1])
     assert plugin.trained_tasks == [0, 1]
 
 

@@ -9,12 +9,13 @@ import torch
 from avalanche_ext.benchmarks.sources import Source
 from avalanche_ext.benchmarks.streams import split_stream
 from avalanche_ext.hparams import HParamError
+from avalanche_ext.models.hat import HATBlock
 from avalanche_ext.models.resnet import BasicBlock
 from avalanche_ext.recipe import RecipeContext
 from avalanche_ext.registry import all_recipes, get_recipe
 
 #: Recipes whose method cannot use the reduced ResNet-18, and so refuse arch=resnet18.
-REFUSE = {"hat", "pnn"}
+REFUSE = {"pnn"}
 
 #: Settings that keep each run to a few seconds of CPU (the method is unchanged).
 FAST = {
@@ -74,6 +75,7 @@ def test_every_other_recipe_trains_the_resnet_on_32x32_images(name):
 
 
 def is_resnet(model) -> bool:
-    """The model holds the reduced ResNet-18's blocks, or generates one (HNET's target network)."""
+    """The model holds the reduced ResNet-18's blocks (HAT's gated ones too), or generates one (HNET's target)."""
     target = getattr(model, "target", None)
-    return sum(isinstance(m, BasicBlock) for m in model.modules()) >= 8 or getattr(target, "num_params", 0) > 1_000_000
+    blocks = sum(isinstance(m, (BasicBlock, HATBlock)) for m in model.modules())
+    return blocks >= 8 or getattr(target, "num_params", 0) > 1_000_000

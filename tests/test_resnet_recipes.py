@@ -71,14 +71,28 @@ def test_mask_methods_keep_the_first_tasks_outputs_with_batch_norm(stream, name)
     assert len(norms) == 20 and all(not p.requires_grad for m in norms for p in m.parameters())
 
 
-def test_hat_refuses_resnet18_before_any_data_loads(tmp_path):
+def test_hat_gates_the_resnets_channels_and_keeps_a_saturated_first_task(stream):
+    from avalanche_ext.models.hat import HATResNet
+
+    strategy = build("hat", stream)
+    net = strategy.model
+    assert isinstance(net, HATResNet) and len(net.protected_parameters()) == 20
+    strategy.train(stream.train_stream[0])
+    hat = next(p for p in strategy.plugins if type(p).__name__ == "HATPlugin")
+    with torch.no_grad():  # saturate the first task's gates, as a long training does
+        for e in net.task_embeddings(0):
+            e.copy_(torch.where(e >= 0, 6.0, -6.0))
+    hat.consolidate(net, 0)
+    first = predict(net, stream, 0)
+    strategy.train(stream.train_stream[1])
+    assert torch.equal(predict(net, stream, 0), first)
+    assert hat.trained_tasks == [0, 1] and 0 < hat.capacity[-1] <= 1
+
+
+def test_a_recipe_that_cannot_use_resnet18_refuses_it_before_any_data_loads(tmp_path):
     from avalanche_ext.runner import RunConfig, run
 
     # split_cifar10's files are absent here: reaching the data would fail otherwise
-    with pytest.raises(HParamError, match="arch must be one of 'mlp', 'cnn', got 'resnet18'"):
-        run(RunConfig(recipe="hat", benchmark="split_cifar10", scenario="task", overrides={"arch": "resnet18"},
+    with pytest.raises(HParamError, match="arch must be one of 'mlp', got 'resnet18'"):
+        run(RunConfig(recipe="pnn", benchmark="split_cifar10", scenario="task", overrides={"arch": "resnet18"},
                       tracking_uri=f"sqlite:///{tmp_path}/m.db", progress=False, threads=1))
-    from avalanche_ext.models.hat import build_hat_network
-
-    with pytest.raises(ValueError, match="residual connections"):
-        build_hat_network((3, 32, 32), 2, arch="resnet18")

@@ -4,7 +4,7 @@ from .build import ARCHS, Classifier, MultiHeadNet, build_network, count_paramet
 from .cnn import cnn_features
 from .common import forward_by_task
 from .ensemble import Ensemble
-from .hat import HATNet, build_hat_network
+from .hat import HATModule, HATNet, HATResNet, build_hat_network
 from .hypernet import HyperNetClassifier
 from .latent_split import (
     LatentCapture, LatentCut, LatentLayerError, compute_latents, find_layer, latent_shape, output_size, parameters_below,
@@ -24,7 +24,7 @@ from .supermask import SupSupNet, UnsupportedLayerError, build_supsup_network
 
 __all__ = [
     "ARCHS", "BasicBlock", "ResNetFeatures", "resnet18_features",
-    "ChunkedHyperNetwork", "Classifier", "Ensemble", "FunctionalTarget", "HATNet", "HyperNetClassifier",
+    "ChunkedHyperNetwork", "Classifier", "Ensemble", "FunctionalTarget", "HATModule", "HATNet", "HATResNet", "HyperNetClassifier",
     "LatentCapture", "LatentCut", "LatentGenerator", "LatentLayerError", "LatentVAE", "LateralAdaptor",
     "MaskedConv2d", "MaskedLinear", "MultiHeadNet", "PiggybackConv2d", "PiggybackLinear", "PiggybackNet",
     "ProgressCompressNet", "SupSupNet", "TaskBatchNorm", "UnsupportedLayerError", "UnsupportedTargetError",

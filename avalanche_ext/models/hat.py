@@ -4,9 +4,14 @@ Every gated layer ``l`` (an ``nn.Linear`` or ``nn.Conv2d``) multiplies its activ
 per-task attention vector $a^l_t = \\sigma(s\\, e^l_t)$, where $e^l_t$ is a learned task
 embedding with one value per unit (per channel for a convolution) and $s$ a scale. During
 training the scale is annealed within each epoch from $1/s_{max}$ to $s_{max}$ (by
-:class:`~avalanche_ext.plugins.hat.HATPlugin`, which sets :attr:`HATNet.s`); in evaluation
+:class:`~avalanche_ext.plugins.hat.HATPlugin`, which sets :attr:`HATModule.s`); in evaluation
 the network always uses $s_{max}$, so the gates are (almost) binary. Each task has its
 own head; its input is the last gated layer.
+
+:class:`~avalanche_ext.models.layers.hat.HATModule` holds what every HAT network shares
+(embeddings, heads, gates, the masks derived from which gated units each shared weight
+connects); :class:`HATNet` gates a plain stack of layers, and :class:`HATResNet` the reduced
+ResNet-18, with batch norm per task.
 
 Serrà, Surís, Miron, Karatzoglou, *Overcoming catastrophic forgetting with hard attention
 to the task*, ICML 2018, `arXiv:1801.01423 <https://arxiv.org/abs/1801.01423>`_.
@@ -20,14 +25,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
-from avalanche.models import MultiTaskModule
-
-from ..functional.hat import weight_mask
+from .layers.hat import GATE_CUTOFF, HATModule
 
 
 def _units(layer: nn.Module) -> int:
@@ -38,7 +41,7 @@ def _units(layer: nn.Module) -> int:
     raise TypeError(f"HAT gates nn.Linear and nn.Conv2d layers, not {type(layer).__name__}")
 
 
-class HATNet(MultiTaskModule):
+class HATNet(HATModule):
     """A stack of gated layers with per-task embeddings and per-task heads.
 
     Forward pass of task ``t`` at scale ``s``:
@@ -55,12 +58,6 @@ class HATNet(MultiTaskModule):
         s_max: the largest gate scale, used at the end of each epoch and in evaluation
             (paper: 400).
         dropout: dropout probability after each gate.
-
-    Attributes:
-        s: the current gate scale in training mode (set by the plugin); evaluation
-            uses ``s_max``.
-        last_gates: ``{task: [a^1_t, ..., a^L_t]}`` of the last training forward pass,
-            with gradient, for the attention regularizer.
     """
 
     def __init__(
@@ -72,13 +69,8 @@ class HATNet(MultiTaskModule):
         s_max: float = 400.0,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__()
         if not layers:
             raise ValueError("HATNet needs at least one gated layer")
-        if n_outputs < 1:
-            raise ValueError(f"n_outputs must be >= 1, got {n_outputs}")
-        if s_max <= 1:
-            raise ValueError(f"s_max must be > 1, got {s_max}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         posts = list(posts) if posts is not None else [None] * len(layers)
@@ -98,59 +90,20 @@ class HATNet(MultiTaskModule):
                 )
         if not isinstance(layers[-1], nn.Linear):
             raise ValueError("the last gated layer must be nn.Linear: its units feed the heads")
+        super().__init__(units, n_outputs, units[-1], s_max=s_max)
         self.layers = nn.ModuleList(layers)
         self.posts = nn.ModuleList([p if p is not None else nn.Identity() for p in posts])
-        self.units: list[int] = units
-        self.n_outputs = int(n_outputs)
-        self.head_in = units[-1]
-        self.s_max = float(s_max)
-        self.s = float(s_max)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.embeddings = nn.ModuleDict()
-        self.heads = nn.ModuleDict()
-        self.max_class_label = self.n_outputs
-        self.last_gates: dict[int, list[torch.Tensor]] = {}
-        self.register_load_state_dict_pre_hook(_create_tasks_before_load)
 
-    # ---- tasks -------------------------------------------------------------------------
-    @property
-    def tasks(self) -> list[int]:
-        """Task labels that have an embedding and a head."""
-        return sorted(int(t) for t in self.embeddings)
+    def connections(self) -> list[tuple[str, nn.Parameter, int, Optional[int]]]:
+        out: list[tuple[str, nn.Parameter, int, Optional[int]]] = []
+        for i, layer in enumerate(self.layers):
+            out.append((f"layers.{i}.weight", layer.weight, i, i - 1 if i > 0 else None))
+            if layer.bias is not None:
+                out.append((f"layers.{i}.bias", layer.bias, i, None))
+        return out
 
-    def add_task(self, task: int) -> None:
-        """Create the embeddings (N(0, 1), as the paper) and the head of ``task`` if missing."""
-        key = str(int(task))
-        if key in self.embeddings:
-            return
-        device = next(self.layers.parameters()).device
-        self.embeddings[key] = nn.ParameterList([nn.Parameter(torch.randn(u, device=device)) for u in self.units])
-        self.heads[key] = nn.Linear(self.head_in, self.n_outputs).to(device)
-
-    def adaptation(self, experience: Any) -> None:
-        """Add the embeddings and head of every task label of ``experience``."""
-        super().adaptation(experience)
-        for t in set(int(t) for t in experience.task_labels):
-            self.add_task(t)
-
-    def task_embeddings(self, task: int) -> list[nn.Parameter]:
-        """The embeddings $e^l_t$ of ``task``, one per gated layer."""
-        key = str(int(task))
-        if key not in self.embeddings:
-            raise KeyError(f"task {task} has no embedding yet; known tasks: {self.tasks}")
-        return list(self.embeddings[key])
-
-    def gates(self, task: int, s: Optional[float] = None) -> list[torch.Tensor]:
-        """$a^l_t = \\sigma(s\\, e^l_t)$ for every gated layer (``s`` defaults to ``s_max``)."""
-        s = self.s_max if s is None else s
-        return [torch.sigmoid(s * e) for e in self.task_embeddings(task)]
-
-    # ---- forward -----------------------------------------------------------------------
-    def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
-        task = int(task_label)
-        gates = self.gates(task, self.s if self.training else self.s_max)
-        if self.training:
-            self.last_gates[task] = gates
+    def features(self, x: torch.Tensor, gates: Sequence[torch.Tensor], norms: Optional[nn.ModuleList]) -> torch.Tensor:
         h = x
         for layer, post, g in zip(self.layers, self.posts, gates):
             if isinstance(layer, nn.Linear) and h.dim() > 2:
@@ -158,64 +111,134 @@ class HATNet(MultiTaskModule):
             h = torch.relu(layer(h))
             h = h * g.view(1, -1, *((1,) * (h.dim() - 2)))
             h = post(self.dropout(h))
-        if h.dim() > 2:
-            h = h.flatten(1)
-        return self.heads[str(task)](h)
-
-    # ---- what the gates protect --------------------------------------------------------
-    def protected_parameters(self) -> dict[str, nn.Parameter]:
-        """The shared weights and biases whose gradients HAT masks, by name."""
-        return {f"layers.{n}": p for n, p in self.layers.named_parameters()}
-
-    def parameter_masks(self, gates: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """For each shared parameter, $\\min(a^l_i, a^{l-1}_j)$ of the units it connects.
-
-        Args:
-            gates: one attention vector per gated layer (e.g. the cumulative attention).
-
-        Returns:
-            ``{name: mask}`` with the shape of each parameter of :meth:`protected_parameters`.
-        """
-        if len(gates) != len(self.layers):
-            raise ValueError(f"expected {len(self.layers)} gate vectors, got {len(gates)}")
-        masks: dict[str, torch.Tensor] = {}
-        for i, layer in enumerate(self.layers):
-            post = gates[i].detach()
-            pre = None
-            if i > 0:
-                pre = gates[i - 1].detach()
-                if isinstance(layer, nn.Linear) and layer.in_features != pre.numel():
-                    pre = pre.repeat_interleave(layer.in_features // pre.numel())
-            masks[f"layers.{i}.weight"] = weight_mask(post, pre, layer.weight.shape)
-            if layer.bias is not None:
-                masks[f"layers.{i}.bias"] = post.clone()
-        return masks
-
-    # ---- memory ------------------------------------------------------------------------
-    def memory_report(self) -> dict[str, int]:
-        """What the network stores, in bytes (float32).
-
-        Every task adds its embeddings (one value per unit) and its head; the shared gated
-        layers are stored once. ``attention_bytes`` is the cumulative attention
-        :class:`~avalanche_ext.plugins.HATPlugin` keeps (one value per unit).
-        """
-        size = torch.finfo(torch.float32).bits // 8
-        emb = sum(self.units) * size
-        head = (self.head_in * self.n_outputs + self.n_outputs) * size
-        return {
-            "bytes_per_task": emb + head,
-            "embedding_bytes_per_task": emb,
-            "head_bytes_per_task": head,
-            "shared_bytes": sum(p.numel() for p in self.layers.parameters()) * size,
-            "attention_bytes": emb,
-        }
+        return h.flatten(1) if h.dim() > 2 else h
 
 
-def _create_tasks_before_load(module: HATNet, state_dict: dict, prefix: str, *args: Any) -> None:
-    """Create the tasks a state dict holds, so a fresh network can load it."""
-    for key in state_dict:
-        if key.startswith(prefix + "embeddings."):
-            module.add_task(int(key[len(prefix) + len("embeddings."):].split(".")[0]))
+def _conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, bias=False)
+
+
+class HATBlock(nn.Module):
+    """The convolutions of one basic block; its norms and gates come from :class:`HATResNet`.
+
+    Args:
+        in_channels: channels of the block's input.
+        out_channels: channels of its output.
+        stride: stride of the first convolution (2 halves the spatial size).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = _conv(in_channels, out_channels, 3, stride)
+        self.conv2 = _conv(out_channels, out_channels, 3)
+        self.shortcut: Optional[nn.Conv2d] = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = _conv(in_channels, out_channels, 1, stride)
+
+    @property
+    def n_norms(self) -> int:
+        return 3 if self.shortcut is not None else 2
+
+    def forward(self, h: torch.Tensor, a1: torch.Tensor, a2: torch.Tensor, norms: Sequence[nn.Module]) -> torch.Tensor:
+        u = torch.relu(norms[0](self.conv1(h))) * a1.view(1, -1, 1, 1)
+        v = norms[1](self.conv2(u))
+        skip = h if self.shortcut is None else norms[2](self.shortcut(h))
+        return torch.relu(v + skip) * a2.view(1, -1, 1, 1)
+
+
+class HATResNet(HATModule):
+    """The reduced ResNet-18 with HAT's gates on every convolution's channels and batch norm per task.
+
+    The layout of :class:`~avalanche_ext.models.resnet.ResNetFeatures` (a 3x3 stem, four
+    stages of basic blocks, global average pooling; 1.09 M shared weights at ``nf = 20``).
+    Gated layers, in order: the stem, ``h = relu(bn(stem(x))) * a^0``; then in block ``k``
+    its first convolution, ``u = relu(bn1(conv1(h))) * a^{2k+1}``, and its output,
+    ``h = relu(bn2(conv2(u)) + shortcut(h)) * a^{2k+2}``, where the shortcut is the
+    identity or a strided 1x1 convolution with batch norm.
+
+    A weight is protected by the gates of the two channels it connects: ``conv1`` of block
+    ``k`` by ``min(a^{2k+1}_i, a^{2k}_j)`` (its input is the previous block's output, or the
+    stem's), ``conv2`` by ``min(a^{2k+2}_i, a^{2k+1}_j)``, the shortcut convolution by
+    ``min(a^{2k+2}_i, a^{2k}_j)``. With saturated gates an old task's output does not move:
+    every weight into a channel it uses from a channel it uses is frozen, a weight from a
+    channel it does not use multiplies zeros, and the identity shortcut has no weight.
+
+    Batch norm's running statistics move with every training batch and would drift old
+    tasks whatever the gates hold, so every task has its own ``BatchNorm2d`` at each of the
+    20 sites (affine parameters and running statistics), created with its embeddings and
+    head; a task trains only its own. HAT was defined on the filters of a convolutional
+    network (Serrà et al., 2018); the reduced ResNet-18 is GEM's (Lopez-Paz & Ranzato, 2017).
+
+    Example:
+        >>> net = HATResNet(in_channels=3, n_outputs=10)
+        >>> net.add_task(0)
+        >>> net(torch.zeros(4, 3, 32, 32), 0).shape
+        torch.Size([4, 10])
+
+    Args:
+        in_channels: channels of the input images.
+        n_outputs: units of each task's head.
+        nf: base width; the stages have ``nf``, ``2 nf``, ``4 nf`` and ``8 nf`` channels
+            (20 in GEM and A-GEM).
+        blocks: blocks per stage (ResNet-18: two in each of four stages).
+        s_max: the largest gate scale (paper: 400).
+
+    Attributes:
+        units: channels of each gated layer: the stem, then two per block.
+
+    Raises:
+        ValueError: ``in_channels`` or ``nf`` below 1, or not four stages of at least one block.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_outputs: int,
+        *,
+        nf: int = 20,
+        blocks: Sequence[int] = (2, 2, 2, 2),
+        s_max: float = 400.0,
+    ) -> None:
+        if in_channels < 1 or nf < 1:
+            raise ValueError(f"in_channels and nf must be >= 1, got in_channels={in_channels}, nf={nf}")
+        if len(blocks) != 4 or min(blocks) < 1:
+            raise ValueError(f"blocks must give four stages of at least one block each, got {tuple(blocks)}")
+        layout: list[HATBlock] = []
+        width = nf
+        for i, n in enumerate(blocks):
+            out = nf * 2**i
+            for j in range(n):
+                layout.append(HATBlock(width if j == 0 else out, out, (1 if i == 0 else 2) if j == 0 else 1))
+            width = out
+        units = [nf]
+        norm_channels = [nf]
+        for b in layout:
+            c = b.conv1.out_channels
+            units += [c, c]
+            norm_channels += [c] * b.n_norms
+        super().__init__(units, n_outputs, width, s_max=s_max, norm_channels=norm_channels)
+        self.stem = _conv(in_channels, nf, 3)
+        self.blocks = nn.ModuleList(layout)
+        self.out_features = width
+
+    def connections(self) -> list[tuple[str, nn.Parameter, int, Optional[int]]]:
+        out: list[tuple[str, nn.Parameter, int, Optional[int]]] = [("stem.weight", self.stem.weight, 0, None)]
+        for k, b in enumerate(self.blocks):
+            inp, mid, post = 2 * k, 2 * k + 1, 2 * k + 2
+            out.append((f"blocks.{k}.conv1.weight", b.conv1.weight, mid, inp))
+            out.append((f"blocks.{k}.conv2.weight", b.conv2.weight, post, mid))
+            if b.shortcut is not None:
+                out.append((f"blocks.{k}.shortcut.weight", b.shortcut.weight, post, inp))
+        return out
+
+    def features(self, x: torch.Tensor, gates: Sequence[torch.Tensor], norms: Optional[nn.ModuleList]) -> torch.Tensor:
+        assert norms is not None
+        h = torch.relu(norms[0](self.stem(x))) * gates[0].view(1, -1, 1, 1)
+        site = 1
+        for k, b in enumerate(self.blocks):
+            h = b(h, gates[2 * k + 1], gates[2 * k + 2], norms[site:site + b.n_norms])
+            site += b.n_norms
+        return h.mean(dim=(2, 3))
 
 
 def build_hat_network(
@@ -227,15 +250,18 @@ def build_hat_network(
     layers: int = 2,
     s_max: float = 400.0,
     dropout: float = 0.0,
-) -> HATNet:
+) -> HATModule:
     """Build a HAT network from the same spec as :func:`~avalanche_ext.models.build_network`.
 
     Args:
         input_shape: ``(C, H, W)`` of one input.
         n_outputs: units of each task's head.
-        arch: ``"mlp"`` (``layers`` gated linear layers of ``hidden`` units) or ``"cnn"``
+        arch: ``"mlp"`` (``layers`` gated linear layers of ``hidden`` units), ``"cnn"``
             (two gated convolutions of 32 and 64 channels, then one gated linear layer of
-            ``hidden`` units, as the project's default CNN).
+            ``hidden`` units, as the project's default CNN) or ``"resnet18"`` (the reduced
+            ResNet-18 with a gate on every convolution's channels and batch norm per task,
+            :class:`HATResNet`; ``hidden``, ``layers`` and
+            ``dropout`` do not apply).
         hidden: width of the hidden layers / of the representation.
         layers: number of hidden layers of the MLP.
         s_max: the largest gate scale.
@@ -258,10 +284,12 @@ def build_hat_network(
         mods = [nn.Conv2d(c, 32, 3, padding=1), nn.Conv2d(32, 64, 3, padding=1), nn.Linear(64 * 4, hidden)]
         posts: list[Optional[nn.Module]] = [nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(2), None]
         return HATNet(mods, n_outputs, posts=posts, s_max=s_max, dropout=dropout)
+    if arch == "resnet18":
+        return HATResNet(int(input_shape[0]), n_outputs, s_max=s_max)
     raise ValueError(
-        f"build_hat_network supports arch='mlp' or 'cnn', not {arch!r}: HAT gates the units of a plain stack of "
-        "layers (no residual connections, no batch norm); for a network of your own pass its gated layers to HATNet"
+        f"build_hat_network supports arch='mlp', 'cnn' or 'resnet18', not {arch!r}; for a network of your own "
+        "pass its gated layers to HATNet, or subclass HATModule"
     )
 
 
-__all__ = ["HATNet", "build_hat_network"]
+__all__ = ["GATE_CUTOFF", "HATBlock", "HATModule", "HATNet", "HATResNet", "build_hat_network"]

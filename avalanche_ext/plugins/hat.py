@@ -7,11 +7,11 @@ from typing import Any, Optional
 import torch
 
 from ..functional.hat import anneal_s, attention_regularizer, compensate_embedding_grad
-from ..models.hat import HATNet
+from ..models.layers.hat import HATModule
 from .base import MethodPlugin, check_distinct_task_labels, require_new_task, single_task_label
 
 
-def check_optimizer(net: HATNet, optimizer: torch.optim.Optimizer) -> None:
+def check_optimizer(net: HATModule, optimizer: torch.optim.Optimizer) -> None:
     """Raise ``ValueError`` if ``optimizer`` could move weights that HAT protects.
 
     HAT protects a weight by zeroing its gradient. Momentum (its buffer outlives the
@@ -41,10 +41,12 @@ def check_optimizer(net: HATNet, optimizer: torch.optim.Optimizer) -> None:
             )
 
 
-class HATPlugin(MethodPlugin[HATNet]):
+class HATPlugin(MethodPlugin[HATModule]):
     """Hard Attention to the Task: per-task gates over units, and gradients masked by them.
 
-    Each task $t$ learns, for every gated layer $l$ of a :class:`~avalanche_ext.models.hat.HATNet`,
+    Each task $t$ learns, for every gated layer $l$ of a :class:`~avalanche_ext.models.hat.HATModule`
+    (a stack :class:`~avalanche_ext.models.hat.HATNet` or the residual
+    :class:`~avalanche_ext.models.hat.HATResNet`),
     an embedding $e^l_t$ and uses the attention $a^l_t = \\sigma(s\\, e^l_t)$ to gate the
     layer's units. Within each epoch $s$ is annealed from $1/s_{max}$ (soft gates, so the
     embeddings learn) to $s_{max}$ (near-binary gates). After a task, its attention at
@@ -65,6 +67,12 @@ class HATPlugin(MethodPlugin[HATNet]):
 
     Scenarios: task-IL only (the task label picks the embedding and the head); each
     experience must carry one task label not trained before.
+
+    On a network with batch norm per task (:class:`~avalanche_ext.models.hat.HATResNet`),
+    the end of each experience sets the task's norm statistics from one pass over its
+    training data at $s_{max}$ (:meth:`~avalanche_ext.models.layers.hat.HATModule.recalibrate_norms`):
+    the statistics gathered while $s$ was annealed describe soft gates, not the
+    near-binary ones evaluation uses.
 
     The optimizer must be plain SGD on the shared layers (see :func:`check_optimizer`);
     others are rejected before any update.
@@ -94,11 +102,12 @@ class HATPlugin(MethodPlugin[HATNet]):
     Raises:
         ValueError: a bad hyper-parameter; before any update, an optimizer that would move
             protected weights, or an experience without exactly one new task label.
-        IncompatibleModelError: the strategy's model is not a ``HATNet`` (before training).
+        IncompatibleModelError: the strategy's model is not a ``HATModule`` (before training).
     """
 
-    model_type = HATNet
-    model_hint = "build one with avalanche_ext.models.build_hat_network(input_shape, n_outputs)"
+    model_type = HATModule
+    model_hint = ("build one with avalanche_ext.models.build_hat_network(input_shape, n_outputs, arch='mlp'|'cnn'|"
+                  "'resnet18'), or gate your own layers with HATNet(layers, n_outputs)")
 
     def __init__(
         self,
@@ -196,13 +205,15 @@ class HATPlugin(MethodPlugin[HATNet]):
 
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         net = self._model(strategy)
+        if net.norm_channels:  # per-task batch norm: statistics of the gates evaluation uses
+            net.recalibrate_norms(self._task, (mb[0].to(strategy.device) for mb in strategy.dataloader))
         self.consolidate(net, self._task)
         net.s = net.s_max
         net.last_gates.clear()
         self._task, self._grad_masks = None, None
 
     # ---- the cumulative attention -------------------------------------------------------
-    def consolidate(self, net: HATNet, task: int) -> None:
+    def consolidate(self, net: HATModule, task: int) -> None:
         """Merge ``task``'s attention at ``s_max`` into :attr:`cumulative` and record it learned."""
         with torch.no_grad():
             gates = [g.detach().clone() for g in net.gates(task, net.s_max)]

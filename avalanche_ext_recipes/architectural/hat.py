@@ -20,8 +20,8 @@ from avalanche_ext.registry import register
     # recipes use, so HAT trains for more epochs than the benchmark's common ones on these two benchmarks.
     per_benchmark={"split_mnist5k": {"epochs": 10, "lr": 0.1}, "split_fmnist": {"epochs": 5, "lr": 0.1}},
     summary="per-task sigmoid gates on every layer; weights used by earlier tasks get no gradient",
-    # HAT gates a plain stack of layers; resnet18's residual connections and batch norm are not supported
-    choices={"arch": ("mlp", "cnn")},
+    # resnet18: gates on every convolution's channels, batch norm per task (avalanche_ext.models.HATResNet)
+    choices={"arch": ("mlp", "cnn", "resnet18")},
     amp=False,  # no mixed precision: the multi-head HAT network writes its heads' outputs into a float32 tensor
 )
 def build(ctx):
