@@ -24,9 +24,11 @@ Install the reference without touching the project environment::
 
     pip install --no-deps --target /tmp/hnet-lib hypnettorch
 
-Usage::
+Usage (the page's record: one JSON line per seed, then the table from them)::
 
-    python perf/hnet_vs_hypnettorch.py --benchmark split_mnist5k --seed 0 --threads 1
+    for S in 0 1 2; do python perf/hnet_vs_hypnettorch.py --benchmark split_mnist5k --seed $S --threads 1 \\
+        --out perf/results/hnet_vs_hypnettorch.jsonl; done
+    python perf/hnet_vs_hypnettorch.py --render
 """
 
 from __future__ import annotations
@@ -250,6 +252,40 @@ def run_ours_avalanche(stream, test, hp, seed) -> dict[str, Any]:
     return {**summarize(after_own, accuracy(predict, test)), "train_wall_s": wall, "train_cpu_s": cpu}
 
 
+#: Rows of the page's table: (label, run name) in the order shown; the first is the reference of the ratios.
+TABLE_ROWS = (
+    ("hypnettorch, started from our initial parameters (reference)", "hypnettorch/loop+ours-init"),
+    ("ours, same plain loop", "ours/loop"),
+    ("ours, Avalanche `Naive` + `HypernetworkPlugin`", "ours/avalanche"),
+    ("hypnettorch, its default initialisation", "hypnettorch/loop"),
+    ("hypnettorch, its chunked hyperfan initialisation", "hypnettorch/loop+hyperfan-init"),
+)
+
+
+def markdown(records: list[dict]) -> str:
+    """The page's table from the JSON lines of several seeds (one line per seed, the latest per seed wins)."""
+    from avalanche_ext.report.stats import mean_spread
+
+    by_seed = {r["seed"]: r for r in records}
+    seeds = sorted(by_seed)
+    ref_name = TABLE_ROWS[0][1]
+    first = by_seed[seeds[0]]
+    lines = [f"Written by `python perf/hnet_vs_hypnettorch.py --render` from "
+             f"`perf/results/hnet_vs_hypnettorch.jsonl` ({first['benchmark']}, task-IL, {first['epochs']} epochs, "
+             f"seeds {', '.join(map(str, seeds))}, one thread); accuracy in %, mean ± sample std over seeds.", "",
+             f"| run | accuracy (seeds {', '.join(map(str, seeds))}) | mean | training CPU time / reference |",
+             "|---|---|---|---|"]
+    for label, name in TABLE_ROWS:
+        accs = [100 * by_seed[s]["results"][name]["acc"] for s in seeds]
+        ratios = [by_seed[s]["results"][name]["train_cpu_s"] / by_seed[s]["results"][ref_name]["train_cpu_s"]
+                  for s in seeds]
+        m, sd = mean_spread(accs)
+        rm, _ = mean_spread(ratios)
+        ratio = "1" if name == ref_name else f"{', '.join(f'{x:.2f}' for x in ratios)} (mean {rm:.2f})"
+        lines.append(f"| {label} | {', '.join(f'{a:.1f}' for a in accs)} | {m:.1f} ± {sd:.1f} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmark", default="split_mnist5k")
@@ -261,7 +297,19 @@ def main(argv=None) -> int:
     parser.add_argument("--reference-init", choices=("default", "hyperfan", "ours", "all"), default="all",
                         help="hypnettorch's initialisation: its constructor's, its chunked hyperfan init, "
                              "exactly ours (copied), or all three")
+    parser.add_argument("--out", default=None, help="append this seed's JSON line to this file")
+    parser.add_argument("--render", action="store_true",
+                        help="write the page's table from --record to --md, without training")
+    parser.add_argument("--record", default="perf/results/hnet_vs_hypnettorch.jsonl")
+    parser.add_argument("--md", default="perf/results/hnet_vs_hypnettorch.md")
     args = parser.parse_args(argv)
+    if args.render:
+        with open(args.record) as f:
+            text = markdown([json.loads(line) for line in f if line.strip()])
+        with open(args.md, "w") as f:
+            f.write(text)
+        print(text)
+        return 0
 
     ref = load_hypnettorch()
     if ref is None:
@@ -296,7 +344,11 @@ def main(argv=None) -> int:
     for name, r in results.items():
         print(f"{name:31s} {r['acc']:7.4f} {r['forgetting']:7.4f} {r['train_wall_s']:8.1f} {r['train_cpu_s']:8.1f} "
               f"{r['train_wall_s'] / ref_res['train_wall_s']:9.3f} {r['train_cpu_s'] / ref_res['train_cpu_s']:8.3f}")
-    print(json.dumps({"benchmark": args.benchmark, "seed": args.seed, "epochs": hp.epochs, "results": results}))
+    line = json.dumps({"benchmark": args.benchmark, "seed": args.seed, "epochs": hp.epochs, "results": results})
+    print(line)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(line + "\n")
     return 0
 
 
