@@ -6,6 +6,12 @@ from __future__ import annotations
 import torch
 
 
+def task_inputs(stream, i: int, split: str = "test") -> torch.Tensor:
+    """Every input of experience ``i`` of ``stream``'s test (or train) stream, stacked."""
+    ds = getattr(stream, f"{split}_stream")[i].dataset
+    return torch.stack([ds[j][0] for j in range(len(ds))])
+
+
 def snapshot(net) -> dict[str, torch.Tensor]:
     """Copies of every parameter and buffer, by name."""
     state = {n: p.detach().clone() for n, p in net.named_parameters()}

@@ -18,7 +18,7 @@ from avalanche_ext.models import build_network
 from avalanche_ext.plugins import IncompatibleModelError
 from avalanche_ext.plugins.hat import HATPlugin, check_optimizer
 
-from hat_checks import check_saturated_task_survives, snapshot
+from hat_checks import check_saturated_task_survives, snapshot, task_inputs
 
 
 
@@ -38,11 +38,6 @@ def make(stream, *, optimizer=None, plugin=None, epochs=2, seed=0, hidden=64, mo
         device=device,
     )
     return net, plugin, strategy
-
-
-def task_inputs(stream, i):
-    x = torch.stack([stream.test_stream[i].dataset[j][0] for j in range(len(stream.test_stream[i].dataset))])
-    return x
 
 
 # ---- the maths ------------------------------------------------------------------------------

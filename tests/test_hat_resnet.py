@@ -15,7 +15,7 @@ from avalanche_ext.benchmarks.streams import split_stream
 from avalanche_ext.models import HATResNet, build_hat_network
 from avalanche_ext.plugins.hat import HATPlugin
 
-from hat_checks import check_saturated_task_survives
+from hat_checks import check_saturated_task_survives, task_inputs
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -43,11 +43,6 @@ def make(stream, net, *, epochs=2, device="cpu"):
         evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]),
     )
     return plugin, strategy
-
-
-def task_inputs(stream, i):
-    ds = stream.test_stream[i].dataset
-    return torch.stack([ds[j][0] for j in range(len(ds))])
 
 
 def test_the_resnet_is_the_reduced_resnet18_with_every_convolution_gated():
@@ -104,7 +99,7 @@ def test_norm_statistics_are_those_of_the_gates_evaluation_uses(stream):
     # the plugin replaced the statistics of 3 annealed epochs by one pass at s_max (2 batches of 16 and 8)
     assert all(int(m.num_batches_tracked) == 2 for m in net.norms["0"])
 
-    x = torch.stack([stream.train_stream[0].dataset[i][0] for i in range(len(stream.train_stream[0].dataset))])
+    x = task_inputs(stream, 0, split="train")
     assert net.recalibrate_norms(0, [x]) == 1
     stem = net.stem(x)
     assert torch.allclose(net.norms["0"][0].running_mean, stem.mean(dim=(0, 2, 3)), atol=1e-6)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .layers.hat import GATE_CUTOFF, HATModule
+from .layers.resnet_layout import RESNET18_BLOCKS, block_layout
 
 
 def _units(layer: nn.Module) -> int:
@@ -196,20 +197,11 @@ class HATResNet(HATModule):
         n_outputs: int,
         *,
         nf: int = 20,
-        blocks: Sequence[int] = (2, 2, 2, 2),
+        blocks: Sequence[int] = RESNET18_BLOCKS,
         s_max: float = 400.0,
     ) -> None:
-        if in_channels < 1 or nf < 1:
-            raise ValueError(f"in_channels and nf must be >= 1, got in_channels={in_channels}, nf={nf}")
-        if len(blocks) != 4 or min(blocks) < 1:
-            raise ValueError(f"blocks must give four stages of at least one block each, got {tuple(blocks)}")
-        layout: list[HATBlock] = []
-        width = nf
-        for i, n in enumerate(blocks):
-            out = nf * 2**i
-            for j in range(n):
-                layout.append(HATBlock(width if j == 0 else out, out, (1 if i == 0 else 2) if j == 0 else 1))
-            width = out
+        layout = [HATBlock(*spec) for spec in block_layout(in_channels, nf, blocks)]
+        width = layout[-1].conv2.out_channels
         units = [nf]
         norm_channels = [nf]
         for b in layout:

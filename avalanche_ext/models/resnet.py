@@ -57,8 +57,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-#: Blocks per stage of ResNet-18.
-RESNET18_BLOCKS = (2, 2, 2, 2)
+from .layers.resnet_layout import RESNET18_BLOCKS, block_layout
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -114,22 +113,13 @@ class ResNetFeatures(nn.Module):
 
     def __init__(self, in_channels: int = 3, nf: int = 20, blocks: tuple[int, ...] = RESNET18_BLOCKS):
         super().__init__()
-        if in_channels < 1 or nf < 1:
-            raise ValueError(f"in_channels and nf must be >= 1, got in_channels={in_channels}, nf={nf}")
-        if len(blocks) != 4 or min(blocks) < 1:
-            raise ValueError(f"blocks must give four stages of at least one block each, got {tuple(blocks)}")
+        layout = iter(block_layout(in_channels, nf, blocks))
         self.stem = nn.Sequential(_conv3x3(in_channels, nf), nn.BatchNorm2d(nf), nn.ReLU())
-        stages, width = [], nf
-        for i, n in enumerate(blocks):
-            out = nf * 2**i
-            stride = 1 if i == 0 else 2
-            stages.append(nn.Sequential(*(BasicBlock(width if j == 0 else out, out, stride if j == 0 else 1)
-                                          for j in range(n))))
-            width = out
+        stages = [nn.Sequential(*(BasicBlock(*next(layout)) for _ in range(n))) for n in blocks]
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
-        self.out_features = width
+        self.out_features = nf * 2 ** (len(blocks) - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

@@ -205,8 +205,8 @@ class HATPlugin(MethodPlugin[HATModule]):
 
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         net = self._model(strategy)
-        if net.norm_channels:  # per-task batch norm: statistics of the gates evaluation uses
-            net.recalibrate_norms(self._task, (mb[0].to(strategy.device) for mb in strategy.dataloader))
+        # per-task batch norm (if any): statistics of the gates evaluation uses; a no-op without norms
+        net.recalibrate_norms(self._task, (mb[0].to(strategy.device) for mb in strategy.dataloader))
         self.consolidate(net, self._task)
         net.s = net.s_max
         net.last_gates.clear()
